@@ -1,0 +1,20 @@
+"""NATS header names used on dvp-scheduler messages."""
+
+from __future__ import annotations
+
+from typing import Final
+
+MSG_ID: Final = "Nats-Msg-Id"
+"""JetStream de-duplication id: a second publish with the same id inside the window is dropped."""
+
+EXPECTED_LAST_SUBJECT_SEQUENCE: Final = "Nats-Expected-Last-Subject-Sequence"
+"""Optimistic concurrency: the publish is refused unless the subject's last sequence matches."""
+
+EVENT_TYPE: Final = "Dvp-Event-Type"
+"""The event's versioned tag (``task.due.v1``), so routers can filter without decoding."""
+
+SCHEDULE: Final = "Nats-Schedule"
+"""JetStream message schedule (``@at <RFC 3339>``), on streams with ``allow_msg_schedules``."""
+
+SCHEDULE_TARGET: Final = "Nats-Schedule-Target"
+"""The subject a JetStream message schedule publishes into."""

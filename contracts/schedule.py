@@ -1,0 +1,248 @@
+"""Schedule math: when a cron or interval schedule fires. Pure functions, no I/O.
+
+Rules (see DESIGN.md, guarantee 4):
+
+* Interval schedules fire at whole multiples of the interval since the Unix epoch (UTC), so every
+  ticker computes the same instants: ``interval_seconds=300`` fires at :00, :05, :10, ...
+* Cron schedules have five fields (``minute hour day month weekday``) or a macro (``@hourly``,
+  ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``, ``@yearly``, ``@annually``) and are
+  evaluated on the wall clock of the schedule's IANA time zone (UTC by default). When both day of
+  month and weekday are restricted, a day matching either fires (classic cron).
+* A local time skipped by a DST change fires once, at the instant the gap ends; a local time that
+  occurs twice fires once, at its first occurrence.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from croniter import croniter
+from croniter.croniter import CroniterError
+
+from contracts.errors import ScheduleError
+
+OverlapPolicy = Literal["skip", "allow"]
+"""What a fire does while the previous execution still runs: skip it (recorded) or run anyway."""
+
+DEFAULT_CATCHUP_WINDOW_SECONDS: Final = 3600.0
+"""After downtime, the newest missed fire runs once if it is at most this old."""
+
+_MAX_SCAN_DAYS: Final = 366 * 9  # the rarest valid day, 29 February, can be 8 years away
+_ONE_MINUTE: Final = timedelta(minutes=1)
+_MONTH_LENGTHS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    """When a task fires: exactly one of ``cron_expression`` and ``interval_seconds``."""
+
+    cron_expression: str | None = None
+    interval_seconds: int | None = None
+    timezone: str = "UTC"
+    jitter_seconds: float = 0.0
+    catchup_window_seconds: float = DEFAULT_CATCHUP_WINDOW_SECONDS
+    overlap: OverlapPolicy = "skip"
+
+    def describe(self) -> str:
+        """A short human description: ``cron '0 3 * * *' (Europe/Berlin)`` or ``every 300s``."""
+        if self.cron_expression is not None:
+            zone = "" if self.timezone == "UTC" else f" ({self.timezone})"
+            return f"cron '{self.cron_expression}'{zone}"
+        return f"every {self.interval_seconds}s"
+
+
+def validate_schedule(schedule: Schedule) -> None:
+    """Raise `ScheduleError` saying what to fix if ``schedule`` cannot be evaluated."""
+    has_cron = schedule.cron_expression is not None
+    has_interval = schedule.interval_seconds is not None
+    if has_cron == has_interval:
+        which = "both" if has_cron else "neither"
+        raise ScheduleError(
+            f"schedule has {which} of cron_expression and interval_seconds: give exactly one"
+        )
+    if schedule.interval_seconds is not None:
+        interval = schedule.interval_seconds
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
+            raise ScheduleError(
+                f"interval_seconds must be a positive whole number of seconds, got {interval!r}"
+            )
+    else:
+        _zone(schedule.timezone)
+        _compile_cron(str(schedule.cron_expression))
+    if not _is_non_negative_number(schedule.jitter_seconds):
+        raise ScheduleError(f"jitter_seconds must be >= 0, got {schedule.jitter_seconds!r}")
+    if not _is_non_negative_number(schedule.catchup_window_seconds):
+        raise ScheduleError(
+            f"catchup_window_seconds must be >= 0, got {schedule.catchup_window_seconds!r}"
+        )
+    if schedule.overlap not in ("skip", "allow"):
+        raise ScheduleError(f"overlap must be 'skip' or 'allow', got {schedule.overlap!r}")
+
+
+def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
+    """The first fire instant strictly after ``after`` (an aware datetime), in UTC."""
+    _require_aware(after)
+    if schedule.interval_seconds is not None:
+        interval = schedule.interval_seconds
+        k = math.floor(after.timestamp() / interval) + 1
+        return datetime.fromtimestamp(k * interval, UTC)
+    if schedule.cron_expression is None:
+        raise ScheduleError("schedule has neither cron_expression nor interval_seconds")
+    cron = _compile_cron(schedule.cron_expression)
+    zone = _zone(schedule.timezone)
+    wall = after.astimezone(zone).replace(tzinfo=None)
+    while True:
+        wall = cron.next_wall_time(wall)
+        fire = _wall_to_utc(wall, zone)
+        if fire > after:
+            return fire
+
+
+def next_fires(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire instants strictly after ``after``, in UTC, increasing."""
+    fires = iter_fires(schedule, after)
+    return [next(fires) for _ in range(count)]
+
+
+def iter_fires(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Fire instants strictly after ``after``, in UTC, increasing, without end."""
+    instant = after
+    while True:
+        instant = next_fire_after(schedule, instant)
+        yield instant
+
+
+def _require_aware(instant: datetime) -> None:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime (with a time zone), got {instant!r}")
+
+
+def _is_non_negative_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ScheduleError(
+            f"unknown time zone {name!r}: use an IANA name such as 'UTC' or 'Europe/Berlin'"
+        ) from None
+
+
+def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
+    """Map a local wall-clock time to UTC by the DST rules in the module docstring."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first  # exists (once, or twice: fold=0 is the first occurrence)
+    # Skipped by a DST gap: fire when the gap ends, the first instant whose wall time is later.
+    low = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the gap ends
+    high = first  # after the gap ends
+    while (high - low) > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) > wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cron:
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int] | None  # None: any day of month
+    months: frozenset[int]
+    weekdays: frozenset[int] | None  # 0 = Sunday; None: any weekday
+
+    def day_matches(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        dom = self.days is None or day.day in self.days
+        dow = self.weekdays is None or day.isoweekday() % 7 in self.weekdays
+        if self.days is not None and self.weekdays is not None:
+            return dom or dow
+        return dom and dow
+
+    def next_wall_time(self, wall: datetime) -> datetime:
+        """The first matching naive wall-clock minute strictly after ``wall``."""
+        start = wall.replace(second=0, microsecond=0) + _ONE_MINUTE
+        day = start.date()
+        for _ in range(_MAX_SCAN_DAYS):
+            if day.month not in self.months:
+                day = _first_of_next_month(day)
+                continue
+            if self.day_matches(day):
+                found = self._first_time_on(day, start if day == start.date() else None)
+                if found is not None:
+                    return found
+            day += timedelta(days=1)
+        raise ScheduleError(f"cron never fires within {_MAX_SCAN_DAYS} days")  # pragma: no cover
+
+    def _first_time_on(self, day: date, not_before: datetime | None) -> datetime | None:
+        hour0, minute0 = (not_before.hour, not_before.minute) if not_before else (0, 0)
+        for hour in self.hours[bisect_left(self.hours, hour0) :]:
+            first_minute = minute0 if hour == hour0 else 0
+            index = bisect_left(self.minutes, first_minute)
+            if index < len(self.minutes):
+                return datetime(day.year, day.month, day.day, hour, self.minutes[index])
+        return None
+
+
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+@lru_cache(maxsize=4096)
+def _compile_cron(expression: str) -> _Cron:
+    if not isinstance(expression, str) or not expression.strip():
+        raise ScheduleError(f"cron_expression must be a non-empty string, got {expression!r}")
+    text = expression.strip()
+    if not text.startswith("@") and len(text.split()) != 5:
+        raise ScheduleError(
+            f"cron_expression {expression!r} must have 5 fields (minute hour day month weekday) "
+            "or be a macro such as '@hourly'"
+        )
+    try:
+        fields, nth_weekday = croniter.expand(text)
+    except (CroniterError, ValueError, KeyError, IndexError) as error:
+        raise ScheduleError(f"cron_expression {expression!r} is invalid: {error}") from None
+    if len(fields) != 5 or nth_weekday:
+        raise ScheduleError(
+            f"cron_expression {expression!r} is not supported: use 5 plain fields "
+            "(no seconds, years or '#')"
+        )
+    minutes, hours, days, months, weekdays = fields
+    if any(not isinstance(v, int) for v in [*days, *weekdays] if v != "*"):
+        raise ScheduleError(
+            f"cron_expression {expression!r} is not supported: 'L' (last day) is not available"
+        )
+    cron = _Cron(
+        minutes=_all_or(minutes, range(60)),
+        hours=_all_or(hours, range(24)),
+        days=None if days == ["*"] else frozenset(int(d) for d in days),
+        months=frozenset(_all_or(months, range(1, 13))),
+        weekdays=None if weekdays == ["*"] else frozenset(int(w) % 7 for w in weekdays),
+    )
+    if cron.weekdays is None and cron.days is not None:
+        longest = max(_MONTH_LENGTHS[m - 1] for m in cron.months)
+        if min(cron.days) > longest:
+            raise ScheduleError(
+                f"cron_expression {expression!r} never fires: no chosen month has day "
+                f"{min(cron.days)}"
+            )
+    return cron
+
+
+def _all_or(values: list[int | str], everything: range) -> tuple[int, ...]:
+    if values == ["*"]:
+        return tuple(everything)
+    return tuple(sorted({int(v) for v in values}))

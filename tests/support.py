@@ -1,0 +1,66 @@
+"""Helpers shared by the tests: bounded waiting and reading the stream back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from contracts import STREAM_NAME, Event, decode
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None] | T | None],
+    *,
+    within: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Call ``check`` until it returns something truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + within
+    last: T | None = None
+    while True:
+        result = check()
+        last = await result if asyncio.iscoroutine(result) else result  # type: ignore[assignment]
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message} not met within {within}s (last value: {last!r})")
+        await asyncio.sleep(interval)
+
+
+async def read_events(js: JetStreamContext, subject: str = ">") -> list[Event]:
+    """Every event in the stream on ``subject`` (a filter), oldest first, decoded."""
+    info = await js.stream_info(STREAM_NAME)
+    last = info.state.last_seq
+    events: list[Event] = []
+    if info.state.messages == 0:
+        return events
+    sub = await js.subscribe(subject, ordered_consumer=True, stream=STREAM_NAME)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except TimeoutError:
+                break
+            events.append(decode(msg.data))
+            if msg.metadata.sequence.stream >= last:
+                break
+    finally:
+        await sub.unsubscribe()
+    return events
+
+
+async def last_sequence(js: JetStreamContext, subject: str) -> int:
+    """The stream sequence of the last message on ``subject``, 0 if none."""
+    try:
+        msg = await js.get_last_msg(STREAM_NAME, subject)
+    except NotFoundError:
+        return 0
+    return int(msg.seq or 0)
