@@ -94,10 +94,18 @@ class TaskResumed(_Event, frozen=True, kw_only=True, tag="task.resumed.v1"):
 
 
 class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
-    """Attempt ``attempt`` of execution ``execution_id`` should run now."""
+    """Attempt ``attempt`` of execution ``execution_id`` should run now.
+
+    ``scheduled_for`` is when it was meant to run (the fire instant, or ``retry_at``).
+    ``fire_at`` is the task's newest schedule fire when this was published: the fire itself for
+    ``schedule`` and ``catchup``, carried over for ``retry`` and ``manual`` (``None`` if the task
+    never fired), so the last message on a task's due subject tells where its schedule stands.
+    ``missed_fires`` counts the fires a ``catchup`` stands for.
+    """
 
     trigger: Trigger
     scheduled_for: UtcDatetime
+    fire_at: UtcDatetime | None = None
     missed_fires: int = 0
 
 
