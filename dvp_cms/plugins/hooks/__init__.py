@@ -1,0 +1,1 @@
+"""Hook data types, one module per hook family."""

@@ -1,0 +1,94 @@
+"""The data classes of scheduled tasks, as the plugin reference page defines them.
+
+Field names, order and defaults follow the page, so plugin code written from it runs unchanged.
+`TaskSchedule` adds optional fields beyond the page (time zone, jitter, catch-up window,
+overlap policy) whose defaults keep the page's examples valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass
+class TaskSchedule:
+    """When a task runs: exactly one of ``cron_expression`` and ``interval_seconds``.
+
+    Attributes:
+        cron_expression: five fields (``minute hour day month weekday``) or a macro such as
+            ``@hourly``, evaluated in ``timezone``.
+        interval_seconds: run every this many seconds (at multiples of it since the epoch).
+        timezone: IANA time zone of the cron expression (``UTC`` by default).
+        jitter_seconds: delay each fire by a random 0..jitter seconds, to spread load.
+        catchup_window_seconds: after downtime, the newest missed fire runs once if it is at
+            most this old; older missed fires are recorded as skipped. 0 disables catch-up.
+        overlap: ``"skip"`` a fire while the previous execution still runs, or ``"allow"`` it.
+    """
+
+    cron_expression: str | None = None
+    interval_seconds: int | None = None
+    timezone: str = "UTC"
+    jitter_seconds: float = 0.0
+    catchup_window_seconds: float = 3600.0
+    overlap: Literal["skip", "allow"] = "skip"
+
+
+@dataclass
+class ScheduledTaskDefinition:
+    """A task a plugin provides. ``max_retries`` counts the attempts after the first."""
+
+    task_id: str
+    name: str
+    schedule: TaskSchedule
+    description: str = ""
+    max_retries: int = 3
+    timeout_seconds: float = 300
+
+
+@dataclass
+class TaskResult:
+    """What a task run returns."""
+
+    success: bool
+    data: dict[str, Any] | None = None
+    error_message: str | None = None
+    duration_ms: int | None = None
+
+
+@dataclass
+class TaskRetryDecision:
+    """A plugin's answer to a failed attempt (``dvp_task_failed``)."""
+
+    should_retry: bool
+    delay_seconds: int = 0
+    abort_remaining: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TaskExecutionContext:
+    """What a task run knows about itself.
+
+    Attributes:
+        task_id: the task's id.
+        tenant_id: the tenant it runs for.
+        execution_id: the same for every attempt of one execution.
+        attempt: 1 for the first run, 2 for the first retry, and so on.
+        max_attempts: ``1 + max_retries``.
+        scheduled_for: when this attempt was meant to run (the fire instant or the retry time).
+        trigger: why it runs: ``schedule``, ``catchup``, ``retry`` or ``manual``.
+        deadline: when the attempt is cancelled for exceeding ``timeout_seconds``.
+        previous_error: the error of the attempt before this one, if any.
+    """
+
+    task_id: str
+    tenant_id: str
+    execution_id: str
+    attempt: int
+    scheduled_for: datetime
+    trigger: str
+    deadline: datetime
+    max_attempts: int = 1
+    previous_error: str | None = field(default=None)

@@ -1,0 +1,95 @@
+"""Validate what plugins declare, once, at the boundary; turn it into contract types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import (
+    InvalidIdentifierError,
+    RetryDecision,
+    Schedule,
+    ScheduleError,
+    TaskSpec,
+    validate_schedule,
+    validate_task_id,
+)
+from dvp_cms.plugins.base import Plugin
+from dvp_cms.plugins.errors import TaskDefinitionError
+from dvp_cms.plugins.hooks.scheduled_tasks import (
+    ScheduledTaskDefinition,
+    TaskRetryDecision,
+    TaskSchedule,
+)
+
+
+def task_spec(plugin: Plugin, definition: Any) -> TaskSpec:
+    """The contract form of ``definition``; raise `TaskDefinitionError` saying what to fix."""
+    plugin_name = plugin.name
+    if not isinstance(definition, ScheduledTaskDefinition):
+        raise TaskDefinitionError(
+            plugin_name,
+            getattr(definition, "task_id", None),
+            f"expected a ScheduledTaskDefinition, got {type(definition).__name__}",
+        )
+    task_id = definition.task_id
+    try:
+        validate_task_id(task_id)
+    except InvalidIdentifierError as error:
+        raise TaskDefinitionError(plugin_name, task_id, str(error)) from None
+    if not isinstance(definition.name, str) or not definition.name.strip():
+        raise TaskDefinitionError(plugin_name, task_id, "name must be a non-empty string")
+    retries = definition.max_retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise TaskDefinitionError(
+            plugin_name, task_id, f"max_retries must be a whole number >= 0, got {retries!r}"
+        )
+    timeout = definition.timeout_seconds
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise TaskDefinitionError(
+            plugin_name, task_id, f"timeout_seconds must be a number > 0, got {timeout!r}"
+        )
+    if not isinstance(definition.schedule, TaskSchedule):
+        raise TaskDefinitionError(
+            plugin_name,
+            task_id,
+            f"schedule must be a TaskSchedule, got {type(definition.schedule).__name__}",
+        )
+    schedule = _schedule(definition.schedule)
+    try:
+        validate_schedule(schedule)
+    except ScheduleError as error:
+        raise TaskDefinitionError(plugin_name, task_id, str(error)) from None
+    return TaskSpec(
+        name=definition.name,
+        description=definition.description or "",
+        schedule=schedule,
+        max_retries=retries,
+        timeout_seconds=float(timeout),
+    )
+
+
+def _schedule(schedule: TaskSchedule) -> Schedule:
+    return Schedule(
+        cron_expression=schedule.cron_expression,
+        interval_seconds=schedule.interval_seconds,
+        timezone=schedule.timezone,
+        jitter_seconds=schedule.jitter_seconds,
+        catchup_window_seconds=schedule.catchup_window_seconds,
+        overlap=schedule.overlap,
+    )
+
+
+def retry_decision(plugin: Plugin, decision: TaskRetryDecision) -> RetryDecision:
+    """The contract form of a plugin's ``TaskRetryDecision``; raise `ValueError` if unusable."""
+    delay = decision.delay_seconds
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        raise ValueError(f"delay_seconds must be a number >= 0, got {delay!r}")
+    return RetryDecision(
+        should_retry=bool(decision.should_retry),
+        delay_seconds=float(delay),
+        abort_remaining=bool(decision.abort_remaining),
+        reason=str(decision.reason or ""),
+        source="plugin",
+        plugin=plugin.name,
+        plugin_version=plugin.version,
+    )
