@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
+from hypothesis import settings
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from contracts import stream_config
 from dvp_scheduler.natsserver import BinaryNatsServer, NatsServer
+
+# Wall-clock deadlines per example make property tests flaky on a loaded 2-core CI machine.
+settings.register_profile("dvp", deadline=None)
+settings.load_profile("dvp")
 
 
 @pytest.fixture
