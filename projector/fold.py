@@ -1,0 +1,247 @@
+"""The projection as a fold: ``apply(state, event) -> state``, dispatched on the event type.
+
+No I/O, no clock, no randomness: the state after a sequence of events depends on those events
+alone (guarantee 7). For speed the fold updates ``state`` in place and returns it (a copy per
+event would cost more than decoding the event); whoever needs an earlier state keeps a checkpoint
+(`projector.checkpoint.encode_state`) rather than a reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from contracts.errors import EventDecodeError
+from contracts.events import (
+    Event,
+    RetryScheduled,
+    TaskDue,
+    TaskFailed,
+    TaskPaused,
+    TaskRegistered,
+    TaskResumed,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+    TaskUnregistered,
+    UnknownEventTypeError,
+    decode,
+)
+from projector.state import (
+    AttemptState,
+    ExecutionState,
+    ProjectionState,
+    TaskState,
+    task_key,
+)
+
+
+def apply(state: ProjectionState, event: Event) -> ProjectionState:
+    """Fold one event into ``state`` (in place) and return it."""
+    key = task_key(event.tenant_id, event.task_id)
+    task = state.tasks.get(key)
+    if task is None:
+        task = state.tasks[key] = TaskState(tenant_id=event.tenant_id, task_id=event.task_id)
+    _HANDLERS[type(event)](state, task, event)
+    if task.last_event_at is None or event.occurred_at > task.last_event_at:
+        task.last_event_at = event.occurred_at
+    state.events_applied += 1
+    return state
+
+
+def ingest(
+    state: ProjectionState,
+    sequence: int,
+    data: bytes | bytearray | memoryview,
+    *,
+    until: datetime | None = None,
+) -> Event | None:
+    """Decode the message at stream ``sequence`` and fold it in; return the event.
+
+    A message that is not a known event is counted (unknown type or version, or not an event at
+    all) and skipped: it never stops the fold. Returns ``None`` for those, and for events that
+    occurred after ``until`` (which are left out, to give the state as of that instant).
+    """
+    state.sequence = sequence
+    try:
+        event = decode(data)
+    except UnknownEventTypeError as error:
+        state.unknown_events[error.event_type] = state.unknown_events.get(error.event_type, 0) + 1
+        return None
+    except EventDecodeError:
+        state.invalid_messages += 1
+        return None
+    if until is not None and event.occurred_at > until:
+        return None
+    apply(state, event)
+    return event
+
+
+def _registered(state: ProjectionState, task: TaskState, event: TaskRegistered) -> None:
+    task.registered = True
+    task.plugin = event.plugin
+    task.plugin_version = event.plugin_version
+    task.spec = event.spec
+    task.definition_hash = event.definition_hash
+    task.registered_at = event.occurred_at
+    task.unregistered_at = None
+
+
+def _unregistered(state: ProjectionState, task: TaskState, event: TaskUnregistered) -> None:
+    task.registered = False
+    task.unregistered_at = event.occurred_at
+
+
+def _paused(state: ProjectionState, task: TaskState, event: TaskPaused) -> None:
+    task.paused = True
+    task.status_note = event.note
+    task.status_actor = event.actor
+    task.status_changed_at = event.occurred_at
+
+
+def _resumed(state: ProjectionState, task: TaskState, event: TaskResumed) -> None:
+    task.paused = False
+    task.status_note = event.note
+    task.status_actor = event.actor
+    task.status_changed_at = event.occurred_at
+
+
+def _due(state: ProjectionState, task: TaskState, event: TaskDue) -> None:
+    execution = task.executions.get(event.execution_id)
+    if execution is None:
+        execution = _new_execution(state, task, event.execution_id)
+    if execution.trigger is None or event.attempt == 1:
+        execution.trigger = event.trigger
+        execution.scheduled_for = event.scheduled_for
+        execution.missed_fires = event.missed_fires
+        execution.due_at = event.occurred_at
+    attempt = _attempt(execution, event.attempt)
+    attempt.due_at = event.occurred_at
+    attempt.scheduled_for = event.scheduled_for
+    if event.fire_at is not None and (
+        task.last_fire_at is None or event.fire_at > task.last_fire_at
+    ):
+        task.last_fire_at = event.fire_at
+    if execution.outcome is None:
+        task.running_execution_id = event.execution_id
+        task.retry_at = None
+
+
+def _skipped(state: ProjectionState, task: TaskState, event: TaskSkipped) -> None:
+    task.skipped += 1
+    task.last_skip_reason = event.reason
+    task.last_skipped_at = event.scheduled_for
+    if task.last_fire_at is None or event.scheduled_for > task.last_fire_at:
+        task.last_fire_at = event.scheduled_for
+
+
+def _started(state: ProjectionState, task: TaskState, event: TaskStarted) -> None:
+    execution = _execution(state, task, event.execution_id)
+    attempt = _attempt(execution, event.attempt)
+    attempt.worker = event.worker
+    attempt.started_at = event.occurred_at
+    attempt.deadline = event.deadline
+    if execution.outcome is None:
+        task.running_execution_id = event.execution_id
+
+
+def _succeeded(state: ProjectionState, task: TaskState, event: TaskSucceeded) -> None:
+    execution = _execution(state, task, event.execution_id)
+    attempt = _attempt(execution, event.attempt)
+    attempt.worker = event.worker
+    attempt.ended_at = event.occurred_at
+    attempt.duration_ms = event.duration_ms
+    attempt.outcome = "succeeded"
+    attempt.data = event.data
+    execution.outcome = "succeeded"
+    execution.ended_at = event.occurred_at
+    task.succeeded += 1
+    task.consecutive_failures = 0
+    _ended(task, event.execution_id, event)
+
+
+def _retry_scheduled(state: ProjectionState, task: TaskState, event: RetryScheduled) -> None:
+    execution = _execution(state, task, event.execution_id)
+    attempt = _attempt(execution, event.attempt)
+    attempt.worker = event.worker
+    attempt.ended_at = event.occurred_at
+    attempt.duration_ms = event.duration_ms
+    attempt.outcome = "retry_scheduled"
+    attempt.error = event.error
+    attempt.retry_at = event.retry_at
+    attempt.decision = event.decision
+    task.retried += 1
+    task.last_error = event.error
+    if execution.outcome is None:
+        task.running_execution_id = event.execution_id
+        task.retry_at = event.retry_at
+
+
+def _failed(state: ProjectionState, task: TaskState, event: TaskFailed) -> None:
+    execution = _execution(state, task, event.execution_id)
+    attempt = _attempt(execution, event.attempt)
+    attempt.worker = event.worker
+    attempt.ended_at = event.occurred_at
+    attempt.duration_ms = event.duration_ms
+    attempt.outcome = "failed"
+    attempt.error = event.error
+    attempt.decision = event.decision
+    attempt.failure_reason = event.reason
+    execution.outcome = "failed"
+    execution.ended_at = event.occurred_at
+    task.failed += 1
+    task.consecutive_failures += 1
+    task.last_error = event.error
+    _ended(task, event.execution_id, event)
+
+
+def _ended(task: TaskState, execution_id: str, event: TaskSucceeded | TaskFailed) -> None:
+    task.last_outcome = "succeeded" if isinstance(event, TaskSucceeded) else "failed"
+    task.last_outcome_at = event.occurred_at
+    if task.running_execution_id == execution_id:
+        task.running_execution_id = None
+        task.retry_at = None
+
+
+def _execution(state: ProjectionState, task: TaskState, execution_id: str) -> ExecutionState:
+    execution = task.executions.get(execution_id)
+    if execution is None:  # its TaskDue was trimmed from the stream, or it fell off the history
+        execution = _new_execution(state, task, execution_id)
+    return execution
+
+
+def _new_execution(state: ProjectionState, task: TaskState, execution_id: str) -> ExecutionState:
+    executions = task.executions
+    execution = executions[execution_id] = ExecutionState(execution_id=execution_id)
+    while len(executions) > state.history_limit:
+        del executions[next(iter(executions))]
+    return execution
+
+
+def _attempt(execution: ExecutionState, number: int) -> AttemptState:
+    attempts = execution.attempts
+    if attempts and attempts[-1].number == number:
+        return attempts[-1]
+    for attempt in attempts:
+        if attempt.number == number:
+            return attempt
+    attempt = AttemptState(number=number)
+    attempts.append(attempt)
+    if len(attempts) > 1 and attempts[-2].number > number:
+        attempts.sort(key=lambda a: a.number)
+    return attempt
+
+
+_HANDLERS: Final[dict[type[Any], Callable[[ProjectionState, TaskState, Any], None]]] = {
+    TaskRegistered: _registered,
+    TaskUnregistered: _unregistered,
+    TaskPaused: _paused,
+    TaskResumed: _resumed,
+    TaskDue: _due,
+    TaskSkipped: _skipped,
+    TaskStarted: _started,
+    TaskSucceeded: _succeeded,
+    RetryScheduled: _retry_scheduled,
+    TaskFailed: _failed,
+}

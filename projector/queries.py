@@ -1,0 +1,213 @@
+"""The query protocol over NATS request-reply: request types, answering them, asking them.
+
+A projector answers on `contracts.queries` subjects; any process asks with `ask_tasks`,
+`ask_history` or `ask_status`, which return ``None`` when no projector answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request
+
+from contracts.queries import HISTORY_QUERY, STATUS_QUERY, TASKS_QUERY
+from projector.errors import AmbiguousTaskError, QueryError, UnknownTaskError
+from projector.state import ProjectionState
+from projector.views import find_tasks, history, task_view
+
+DEFAULT_QUERY_TIMEOUT: Final = 2.0
+"""Seconds to wait for a projector's answer before replaying in-process instead."""
+
+_REPLY_BUDGET: Final = 0.8
+"""Share of the server's max payload a reply may fill (the rest is headroom for framing)."""
+
+
+class TasksRequest(msgspec.Struct, kw_only=True):
+    """Ask for task rows, a page at a time (``after`` is the previous reply's ``next``)."""
+
+    tenant_id: str | None = None
+    include_unregistered: bool = False
+    after: str | None = None
+
+
+class HistoryRequest(msgspec.Struct, kw_only=True):
+    """Ask for one task's executions, newest first."""
+
+    task_id: str
+    tenant_id: str | None = None
+    limit: int = 20
+
+
+class StatusReply(msgspec.Struct, kw_only=True):
+    """How far a projector has read."""
+
+    sequence: int
+    events_applied: int
+    unknown_events: dict[str, int]
+    invalid_messages: int
+    tasks: int
+
+
+_json: Final = msgspec.json.Encoder()
+
+
+def status_of(state: ProjectionState) -> StatusReply:
+    """The `StatusReply` of a state."""
+    return StatusReply(
+        sequence=state.sequence,
+        events_applied=state.events_applied,
+        unknown_events=dict(state.unknown_events),
+        invalid_messages=state.invalid_messages,
+        tasks=len(state.tasks),
+    )
+
+
+class QueryHandlers:
+    """Answer queries from a live `ProjectionState` (read in the event loop, never copied)."""
+
+    def __init__(self, state: Callable[[], ProjectionState], max_payload: int) -> None:
+        self._state = state
+        self._budget = int(max_payload * _REPLY_BUDGET)
+
+    async def tasks(self, request: Request) -> None:
+        """Reply to a `TasksRequest`."""
+        try:
+            query = msgspec.json.decode(request.data or b"{}", type=TasksRequest)
+        except msgspec.DecodeError as error:
+            await request.respond_error("400", f"bad tasks request: {error}")
+            return
+        state = self._state()
+        keys = sorted(
+            key
+            for key, task in state.tasks.items()
+            if (query.tenant_id is None or task.tenant_id == query.tenant_id)
+            and (query.include_unregistered or task.registered)
+            and (query.after is None or key > query.after)
+        )
+        parts: list[bytes] = []
+        size = 0
+        next_key: str | None = None
+        last_key: str | None = None
+        for key in keys:
+            part = _json.encode(task_view(state.tasks[key]))
+            if parts and size + len(part) > self._budget:
+                next_key = last_key
+                break
+            parts.append(part)
+            size += len(part) + 1
+            last_key = key
+        body = b'{"sequence":%d,"items":[%s],"next":%s}' % (
+            state.sequence,
+            b",".join(parts),
+            _json.encode(next_key),
+        )
+        await request.respond(body)
+
+    async def history(self, request: Request) -> None:
+        """Reply to a `HistoryRequest`."""
+        try:
+            query = msgspec.json.decode(request.data or b"{}", type=HistoryRequest)
+        except msgspec.DecodeError as error:
+            await request.respond_error("400", f"bad history request: {error}")
+            return
+        state = self._state()
+        found = find_tasks(state, query.task_id, query.tenant_id)
+        if not found:
+            await request.respond_error(
+                "404", str(UnknownTaskError(query.task_id, query.tenant_id))
+            )
+            return
+        if len(found) > 1:
+            tenants = [t.tenant_id for t in found]
+            await request.respond_error("409", str(AmbiguousTaskError(query.task_id, tenants)))
+            return
+        parts: list[bytes] = []
+        size = 0
+        truncated = False
+        for view in history(found[0], limit=max(0, query.limit)):
+            part = _json.encode(view)
+            if parts and size + len(part) > self._budget:
+                truncated = True
+                break
+            parts.append(part)
+            size += len(part) + 1
+        body = b'{"sequence":%d,"items":[%s],"truncated":%s}' % (
+            state.sequence,
+            b",".join(parts),
+            b"true" if truncated else b"false",
+        )
+        await request.respond(body)
+
+    async def status(self, request: Request) -> None:
+        """Reply with the projector's `StatusReply`."""
+        await request.respond(_json.encode(status_of(self._state())))
+
+
+async def _ask(nc: Client, subject: str, payload: bytes, answer_within: float) -> Any | None:
+    try:
+        reply = await nc.request(subject, payload, timeout=answer_within)
+    except (NoRespondersError, NatsTimeoutError, TimeoutError):
+        return None
+    headers = reply.headers or {}
+    if ERROR_CODE_HEADER in headers:
+        code = headers[ERROR_CODE_HEADER]
+        description = headers.get(ERROR_HEADER, "")
+        if code in ("404", "409"):  # the description says what to do
+            raise QueryError(description)
+        raise QueryError(f"the projector answered {code}: {description}")
+    return msgspec.json.decode(reply.data)
+
+
+async def ask_tasks(
+    nc: Client,
+    *,
+    tenant_id: str | None = None,
+    include_unregistered: bool = False,
+    answer_within: float = DEFAULT_QUERY_TIMEOUT,
+) -> list[dict[str, Any]] | None:
+    """Every task row a projector knows (all pages), or ``None`` if none answers."""
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        request = TasksRequest(
+            tenant_id=tenant_id, include_unregistered=include_unregistered, after=after
+        )
+        reply = await _ask(nc, TASKS_QUERY, _json.encode(request), answer_within)
+        if reply is None:
+            return None
+        items.extend(reply["items"])
+        after = reply.get("next")
+        if after is None:
+            return items
+
+
+async def ask_history(
+    nc: Client,
+    task_id: str,
+    *,
+    tenant_id: str | None = None,
+    limit: int = 20,
+    answer_within: float = DEFAULT_QUERY_TIMEOUT,
+) -> list[dict[str, Any]] | None:
+    """A task's executions from a projector, newest first, or ``None`` if none answers."""
+    request = HistoryRequest(task_id=task_id, tenant_id=tenant_id, limit=limit)
+    reply = await _ask(nc, HISTORY_QUERY, _json.encode(request), answer_within)
+    if reply is None:
+        return None
+    items: list[dict[str, Any]] = reply["items"]
+    return items
+
+
+async def ask_status(
+    nc: Client, *, answer_within: float = DEFAULT_QUERY_TIMEOUT
+) -> StatusReply | None:
+    """How far a projector has read, or ``None`` if none answers."""
+    reply = await _ask(nc, STATUS_QUERY, b"{}", answer_within)
+    if reply is None:
+        return None
+    return msgspec.convert(reply, StatusReply)

@@ -1,0 +1,321 @@
+"""The projector service: follow the stream from a checkpoint, serve queries, mirror task state.
+
+``async with Projector(settings) as projector: await projector.wait_stopped()``. On entry it
+loads the checkpoint (if it belongs to this stream and this fold's format), catches up and
+follows the stream with an ordered consumer whose callback folds each message, and starts the
+query service. A housekeeping task writes changed tasks to the key-value bucket every
+``mirror_interval`` and a checkpoint every ``checkpoint_interval``; both happen once more on
+the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from nats.micro import add_service
+from nats.micro.service import Service
+
+from contracts.connection import NatsConnection
+from contracts.errors import SchedulerError
+from contracts.queries import (
+    HISTORY_QUERY,
+    QUERY_QUEUE_GROUP,
+    QUERY_SERVICE_NAME,
+    STATUS_QUERY,
+    TASK_STATE_BUCKET,
+    TASKS_QUERY,
+    task_state_key,
+)
+from contracts.stream import STREAM_NAME, stream_config
+from contracts.subjects import ALL_EVENTS
+from projector.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    FileCheckpoints,
+    ObjectStoreCheckpoints,
+    decode_checkpoint,
+    encode_checkpoint,
+)
+from projector.errors import CheckpointError
+from projector.fold import ingest
+from projector.queries import QueryHandlers
+from projector.replay import consumer_config, stream_position
+from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
+from projector.views import task_view
+
+log = logging.getLogger("dvp_scheduler.projector")
+
+SERVICE_VERSION: Final = "1.0.0"
+"""The query service's version as NATS micro reports it."""
+
+_MIRROR_BATCH: Final = 256
+"""Key-value puts in flight at once."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorSettings:
+    """How a projector runs."""
+
+    connection: NatsConnection
+    checkpoint_interval: float = 10.0
+    """Seconds between checkpoints (only when something changed)."""
+    mirror_interval: float = 0.5
+    """Seconds between writes of changed tasks to the key-value bucket."""
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+    checkpoint_file: Path | None = None
+    """Keep the checkpoint in this file instead of the JetStream object store."""
+    mirror: bool = True
+    """Mirror each task's state into `contracts.queries.TASK_STATE_BUCKET`."""
+    graceful_timeout: float = 10.0
+    """Seconds the final mirror and checkpoint may take on the way out."""
+
+
+class Projector:
+    """The projector service (see the module docstring)."""
+
+    def __init__(self, settings: ProjectorSettings) -> None:
+        self._settings = settings
+        self._state = ProjectionState(history_limit=settings.history_limit)
+        self._stopping = asyncio.Event()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._checkpoints: CheckpointStore | None = None
+        self._stream_created: datetime | None = None
+        self._checkpointed = 0
+        self._dirty: set[str] = set()
+        self._kv: KeyValue | None = None
+        self._service: Service | None = None
+        self._sub: JetStreamContext.PushSubscription | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.failed_messages = 0
+        """Messages whose folding raised (a bug): logged and skipped."""
+
+    @property
+    def state(self) -> ProjectionState:
+        """The live read model (do not change it)."""
+        return self._state
+
+    @property
+    def sequence(self) -> int:
+        """The last stream sequence folded in."""
+        return self._state.sequence
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        try:
+            if self._housekeeping is not None:
+                await self._housekeeping
+        finally:
+            await self._close()
+
+    def stop(self) -> None:
+        """Ask the projector to stop; the context exit writes a last checkpoint and waits."""
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once `stop` was called."""
+        await self._stopping.wait()
+
+    async def _start(self) -> None:
+        settings = self._settings
+        nc = self._nc = await nats.connect(**settings.connection.connect_kwargs())
+        js = self._js = nc.jetstream()
+        try:
+            info = await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            info = await js.add_stream(stream_config())
+        self._stream_created = info.created
+        self._checkpoints = (
+            FileCheckpoints(settings.checkpoint_file)
+            if settings.checkpoint_file is not None
+            else ObjectStoreCheckpoints(js)
+        )
+        await self._restore(info.state.last_seq)
+        if settings.mirror:
+            self._kv = await _task_state_bucket(js)
+            self._dirty.update(self._state.tasks)  # the bucket may lag the checkpoint
+        self._sub = await js.subscribe(
+            ALL_EVENTS,
+            stream=STREAM_NAME,
+            cb=self._on_message,
+            ordered_consumer=True,
+            config=consumer_config(start_sequence=self._state.sequence + 1),
+        )
+        handlers = QueryHandlers(lambda: self._state, nc.max_payload)
+        service = self._service = await add_service(
+            nc,
+            name=QUERY_SERVICE_NAME,
+            version=SERVICE_VERSION,
+            description="dvp-scheduler read model: task state and execution history",
+            queue_group=QUERY_QUEUE_GROUP,
+        )
+        await service.add_endpoint(name="tasks", subject=TASKS_QUERY, handler=handlers.tasks)
+        await service.add_endpoint(name="history", subject=HISTORY_QUERY, handler=handlers.history)
+        await service.add_endpoint(name="status", subject=STATUS_QUERY, handler=handlers.status)
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="projector-housekeeping")
+        log.info(
+            "projector following %s from sequence %d (stream at %d)",
+            STREAM_NAME,
+            self._state.sequence + 1,
+            info.state.last_seq,
+        )
+
+    async def _restore(self, last_sequence: int) -> None:
+        assert self._checkpoints is not None
+        try:
+            data = await self._checkpoints.load()
+        except (OSError, nats.errors.Error) as error:
+            log.warning("cannot load the checkpoint (%s); replaying from the start", error)
+            return
+        if data is None:
+            log.info("no checkpoint yet; replaying from the start")
+            return
+        try:
+            checkpoint = decode_checkpoint(data)
+        except CheckpointError as error:
+            log.warning("%s", error)
+            return
+        if (
+            checkpoint.stream != STREAM_NAME
+            or checkpoint.stream_created != self._stream_created
+            or checkpoint.sequence > last_sequence
+        ):
+            log.warning(
+                "the checkpoint (sequence %d) belongs to another incarnation of stream %s; "
+                "replaying from the start",
+                checkpoint.sequence,
+                STREAM_NAME,
+            )
+            return
+        state = checkpoint.state
+        state.history_limit = self._settings.history_limit
+        self._state = state
+        self._checkpointed = state.sequence
+        log.info("resuming from the checkpoint at sequence %d", state.sequence)
+
+    async def _on_message(self, msg: Msg) -> None:
+        sequence, _ = stream_position(msg.reply)
+        try:
+            event = ingest(self._state, sequence, msg.data)
+        except Exception:  # a bug in the fold: never let one message stop the projector
+            self.failed_messages += 1
+            log.exception("cannot fold message %d on %s; skipped", sequence, msg.subject)
+            return
+        if event is None:
+            log.warning("message %d on %s is not a known event; skipped", sequence, msg.subject)
+        elif self._kv is not None:
+            self._dirty.add(f"{event.tenant_id}.{event.task_id}")
+
+    async def _housekeep(self) -> None:
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        next_checkpoint = loop.time() + settings.checkpoint_interval
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), settings.mirror_interval)
+            try:
+                await self._mirror()
+                if loop.time() >= next_checkpoint:
+                    next_checkpoint = loop.time() + settings.checkpoint_interval
+                    await self._checkpoint()
+            except (nats.errors.Error, OSError, SchedulerError) as error:
+                log.warning("housekeeping failed (%s); trying again", error)
+        try:
+            async with asyncio.timeout(settings.graceful_timeout):
+                await self._mirror()
+                await self._checkpoint()
+        except (TimeoutError, nats.errors.Error, OSError, SchedulerError) as error:
+            log.warning("final checkpoint not written (%s)", error)
+
+    async def _mirror(self) -> None:
+        """Write the changed tasks' current state to the key-value bucket."""
+        if self._kv is None or not self._dirty:
+            return
+        kv = self._kv
+        keys, self._dirty = self._dirty, set()
+        puts = []
+        for key in keys:
+            task = self._state.tasks.get(key)
+            if task is None:
+                continue
+            try:
+                bucket_key = task_state_key(task.tenant_id, task.task_id)
+            except SchedulerError as error:
+                log.warning("task %r cannot be mirrored: %s", key, error)
+                continue
+            puts.append((bucket_key, msgspec.json.encode(task_view(task))))
+        for start in range(0, len(puts), _MIRROR_BATCH):
+            batch = puts[start : start + _MIRROR_BATCH]
+            results = await asyncio.gather(
+                *(kv.put(k, v) for k, v in batch), return_exceptions=True
+            )
+            for (key, _), result in zip(batch, results, strict=True):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                if isinstance(result, BaseException):
+                    self._dirty.add(key)  # tried again next round
+                    log.warning("cannot mirror task %s: %s", key, result)
+
+    async def _checkpoint(self) -> None:
+        """Save the state if it moved since the last checkpoint."""
+        state = self._state
+        if self._checkpoints is None or state.sequence == self._checkpointed:
+            return
+        sequence = state.sequence
+        data = encode_checkpoint(
+            Checkpoint(stream=STREAM_NAME, stream_created=self._stream_created, state=state)
+        )
+        await self._checkpoints.save(data)
+        self._checkpointed = sequence
+        log.debug("checkpoint at sequence %d (%d bytes)", sequence, len(data))
+
+    async def _close(self) -> None:
+        if self._service is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._service.stop()
+            self._service = None
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+        if self._nc is not None:
+            await self._nc.close()
+            self._nc = None
+
+
+async def _task_state_bucket(js: JetStreamContext) -> KeyValue:
+    try:
+        return await js.key_value(TASK_STATE_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            bucket=TASK_STATE_BUCKET,
+            history=1,
+            description="dvp-scheduler: each task's current state, kept by the projector",
+        )

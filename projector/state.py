@@ -1,0 +1,125 @@
+"""The read model: per task its definition, status, counters and a bounded execution history.
+
+Plain slotted dataclasses, so that a million events fold without a copy per event and the whole
+state encodes to a checkpoint with msgspec in one call. The fold (`projector.fold`) is the only
+code that changes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from contracts.events import TaskError, TaskSpec, Trigger
+from contracts.retry import FailureReason, RetryDecision
+
+DEFAULT_HISTORY_LIMIT: Final = 100
+"""Executions kept per task (newest); older ones are dropped, their counts stay."""
+
+AttemptOutcome = Literal["succeeded", "retry_scheduled", "failed"]
+"""How an attempt ended."""
+
+ExecutionOutcome = Literal["succeeded", "failed"]
+"""How an execution ended."""
+
+
+def task_key(tenant_id: str, task_id: str) -> str:
+    """The key of a task in the state: ``<tenant>.<task_id>`` (tenant ids have no dots)."""
+    return f"{tenant_id}.{task_id}"
+
+
+@dataclass(slots=True)
+class AttemptState:
+    """One attempt of an execution."""
+
+    number: int
+    due_at: datetime | None = None
+    """When its ``TaskDue`` was published."""
+    scheduled_for: datetime | None = None
+    worker: str | None = None
+    started_at: datetime | None = None
+    deadline: datetime | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    outcome: AttemptOutcome | None = None
+    error: TaskError | None = None
+    data: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+    decision: RetryDecision | None = None
+    failure_reason: FailureReason | None = None
+
+
+@dataclass(slots=True)
+class ExecutionState:
+    """One execution: the attempts of one fire (or one manual trigger)."""
+
+    execution_id: str
+    trigger: Trigger | None = None
+    """``None`` when its ``TaskDue`` is not in the stream (trimmed by age)."""
+    scheduled_for: datetime | None = None
+    missed_fires: int = 0
+    due_at: datetime | None = None
+    attempts: list[AttemptState] = field(default_factory=list)
+    outcome: ExecutionOutcome | None = None
+    """``None`` while the execution is open."""
+    ended_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class TaskState:
+    """One task of one tenant."""
+
+    tenant_id: str
+    task_id: str
+    registered: bool = False
+    plugin: str | None = None
+    plugin_version: str | None = None
+    spec: TaskSpec | None = None
+    definition_hash: str | None = None
+    registered_at: datetime | None = None
+    unregistered_at: datetime | None = None
+    paused: bool = False
+    status_note: str = ""
+    """The note of the last pause or resume."""
+    status_actor: str = ""
+    status_changed_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    """The newest schedule fire seen (run, caught up or skipped)."""
+    running_execution_id: str | None = None
+    """The newest execution that has not ended."""
+    retry_at: datetime | None = None
+    """When the next attempt of the open execution is due, after a failed attempt."""
+    last_outcome: ExecutionOutcome | None = None
+    last_outcome_at: datetime | None = None
+    consecutive_failures: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    last_error: TaskError | None = None
+    last_skip_reason: str | None = None
+    last_skipped_at: datetime | None = None
+    last_event_at: datetime | None = None
+    executions: dict[str, ExecutionState] = field(default_factory=dict)
+    """Newest last, at most the state's ``history_limit``."""
+
+
+@dataclass(slots=True)
+class ProjectionState:
+    """Everything the projector knows, as of stream sequence ``sequence``."""
+
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+    sequence: int = 0
+    """The stream sequence of the last message folded in (0: none)."""
+    events_applied: int = 0
+    unknown_events: dict[str, int] = field(default_factory=dict)
+    """Events of a type or version this code does not know, by tag: skipped and counted."""
+    invalid_messages: int = 0
+    """Messages that are not events at all: skipped and counted."""
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    """By `task_key`."""
+
+    def task(self, tenant_id: str, task_id: str) -> TaskState | None:
+        """The task, or ``None`` if no event names it."""
+        return self.tasks.get(task_key(tenant_id, task_id))

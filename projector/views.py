@@ -1,0 +1,251 @@
+"""What queries return: tasks and executions as flat records with stable field names.
+
+These are the objects of ``tasks --json``, ``history --json``, the query service's replies and
+the task-state key-value bucket. Add fields freely; never rename or remove one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from contracts.errors import ScheduleError
+from contracts.events import TaskError, Trigger
+from contracts.retry import FailureReason, RetryDecision
+from contracts.schedule import next_fire_after
+from projector.state import (
+    AttemptOutcome,
+    AttemptState,
+    ExecutionOutcome,
+    ExecutionState,
+    ProjectionState,
+    TaskState,
+)
+
+TaskStatus = Literal["idle", "due", "running", "retrying", "paused", "unregistered"]
+"""``unregistered`` and ``paused`` win over what an open execution is doing."""
+
+ExecutionStatus = Literal["due", "running", "retrying", "succeeded", "failed"]
+
+
+class TaskView(msgspec.Struct, kw_only=True):
+    """One row of ``tasks``."""
+
+    tenant_id: str
+    task_id: str
+    name: str | None
+    description: str
+    plugin: str | None
+    plugin_version: str | None
+    schedule: str | None
+    """``cron '0 3 * * *' (Europe/Berlin)`` or ``every 300s``."""
+    timezone: str | None
+    max_retries: int | None
+    timeout_seconds: float | None
+    status: TaskStatus
+    registered: bool
+    paused: bool
+    note: str
+    """The note of the last pause or resume."""
+    note_actor: str
+    registered_at: datetime | None
+    unregistered_at: datetime | None
+    last_fire_at: datetime | None
+    next_fire_at: datetime | None
+    """The schedule's first fire after the newest one seen; ``None`` when paused or unregistered."""
+    retry_at: datetime | None
+    running_execution_id: str | None
+    last_outcome: ExecutionOutcome | None
+    last_outcome_at: datetime | None
+    consecutive_failures: int
+    succeeded: int
+    failed: int
+    retried: int
+    skipped: int
+    last_error: TaskError | None
+    last_skip_reason: str | None
+    last_skipped_at: datetime | None
+    last_event_at: datetime | None
+
+
+class AttemptView(msgspec.Struct, kw_only=True):
+    """One attempt of an execution."""
+
+    attempt: int
+    scheduled_for: datetime | None
+    due_at: datetime | None
+    worker: str | None
+    started_at: datetime | None
+    deadline: datetime | None
+    ended_at: datetime | None
+    duration_ms: int | None
+    outcome: AttemptOutcome | None
+    error: TaskError | None
+    data: dict[str, Any] | None
+    retry_at: datetime | None
+    decision: RetryDecision | None
+    failure_reason: FailureReason | None
+
+
+class ExecutionView(msgspec.Struct, kw_only=True):
+    """One execution of ``history``, with its attempts oldest first."""
+
+    tenant_id: str
+    task_id: str
+    execution_id: str
+    trigger: Trigger | None
+    scheduled_for: datetime | None
+    missed_fires: int
+    due_at: datetime | None
+    status: ExecutionStatus
+    outcome: ExecutionOutcome | None
+    ended_at: datetime | None
+    attempts: list[AttemptView]
+
+
+def task_status(task: TaskState) -> TaskStatus:
+    """What a task is doing, in one word."""
+    if not task.registered:
+        return "unregistered"
+    if task.paused:
+        return "paused"
+    if task.running_execution_id is not None:
+        execution = task.executions.get(task.running_execution_id)
+        if execution is not None:
+            return execution_status(execution)  # type: ignore[return-value]
+    return "idle"
+
+
+def execution_status(execution: ExecutionState) -> ExecutionStatus:
+    """Where an execution stands."""
+    if execution.outcome is not None:
+        return execution.outcome
+    last = execution.attempts[-1] if execution.attempts else None
+    if last is not None and last.outcome == "retry_scheduled":
+        return "retrying"
+    if last is not None and last.started_at is not None:
+        return "running"
+    return "due"
+
+
+def next_fire(task: TaskState) -> datetime | None:
+    """The schedule's first fire after the newest fire seen (or after registration)."""
+    if not task.registered or task.paused or task.spec is None:
+        return None
+    after = task.last_fire_at or task.registered_at
+    if after is None:
+        return None
+    try:
+        return next_fire_after(task.spec.schedule, after)
+    except (ScheduleError, ValueError):
+        return None
+
+
+def task_view(task: TaskState) -> TaskView:
+    """The `TaskView` of one task."""
+    spec = task.spec
+    return TaskView(
+        tenant_id=task.tenant_id,
+        task_id=task.task_id,
+        name=spec.name if spec else None,
+        description=spec.description if spec else "",
+        plugin=task.plugin,
+        plugin_version=task.plugin_version,
+        schedule=spec.schedule.describe() if spec else None,
+        timezone=spec.schedule.timezone if spec else None,
+        max_retries=spec.max_retries if spec else None,
+        timeout_seconds=spec.timeout_seconds if spec else None,
+        status=task_status(task),
+        registered=task.registered,
+        paused=task.paused,
+        note=task.status_note,
+        note_actor=task.status_actor,
+        registered_at=task.registered_at,
+        unregistered_at=task.unregistered_at,
+        last_fire_at=task.last_fire_at,
+        next_fire_at=next_fire(task),
+        retry_at=task.retry_at,
+        running_execution_id=task.running_execution_id,
+        last_outcome=task.last_outcome,
+        last_outcome_at=task.last_outcome_at,
+        consecutive_failures=task.consecutive_failures,
+        succeeded=task.succeeded,
+        failed=task.failed,
+        retried=task.retried,
+        skipped=task.skipped,
+        last_error=task.last_error,
+        last_skip_reason=task.last_skip_reason,
+        last_skipped_at=task.last_skipped_at,
+        last_event_at=task.last_event_at,
+    )
+
+
+def attempt_view(attempt: AttemptState) -> AttemptView:
+    """The `AttemptView` of one attempt."""
+    return AttemptView(
+        attempt=attempt.number,
+        scheduled_for=attempt.scheduled_for,
+        due_at=attempt.due_at,
+        worker=attempt.worker,
+        started_at=attempt.started_at,
+        deadline=attempt.deadline,
+        ended_at=attempt.ended_at,
+        duration_ms=attempt.duration_ms,
+        outcome=attempt.outcome,
+        error=attempt.error,
+        data=attempt.data,
+        retry_at=attempt.retry_at,
+        decision=attempt.decision,
+        failure_reason=attempt.failure_reason,
+    )
+
+
+def execution_view(task: TaskState, execution: ExecutionState) -> ExecutionView:
+    """The `ExecutionView` of one execution of ``task``."""
+    return ExecutionView(
+        tenant_id=task.tenant_id,
+        task_id=task.task_id,
+        execution_id=execution.execution_id,
+        trigger=execution.trigger,
+        scheduled_for=execution.scheduled_for,
+        missed_fires=execution.missed_fires,
+        due_at=execution.due_at,
+        status=execution_status(execution),
+        outcome=execution.outcome,
+        ended_at=execution.ended_at,
+        attempts=[attempt_view(a) for a in execution.attempts],
+    )
+
+
+def list_tasks(
+    state: ProjectionState, *, tenant_id: str | None = None, include_unregistered: bool = False
+) -> list[TaskView]:
+    """Task views sorted by (tenant, task id)."""
+    tasks = [
+        task
+        for task in state.tasks.values()
+        if (tenant_id is None or task.tenant_id == tenant_id)
+        and (include_unregistered or task.registered)
+    ]
+    tasks.sort(key=lambda t: (t.tenant_id, t.task_id))
+    return [task_view(t) for t in tasks]
+
+
+def history(task: TaskState, *, limit: int | None = None) -> list[ExecutionView]:
+    """The task's executions, newest first, at most ``limit``."""
+    executions = list(reversed(task.executions.values()))
+    if limit is not None:
+        executions = executions[:limit]
+    return [execution_view(task, e) for e in executions]
+
+
+def find_tasks(state: ProjectionState, task_id: str, tenant_id: str | None) -> list[TaskState]:
+    """The tasks called ``task_id`` (in ``tenant_id``, or in any tenant)."""
+    if tenant_id is not None:
+        task = state.task(tenant_id, task_id)
+        return [task] if task is not None else []
+    found = [t for t in state.tasks.values() if t.task_id == task_id]
+    found.sort(key=lambda t: t.tenant_id)
+    return found
