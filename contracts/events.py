@@ -256,6 +256,11 @@ def event_kind(event: Event) -> EventKind:
     return _KINDS[type(event)]
 
 
+def event_kind_of(cls: type[Event]) -> EventKind:
+    """The subject kind token of an event class."""
+    return _KINDS[cls]
+
+
 def event_subject(event: Event) -> str:
     """The subject ``event`` is published on."""
     return subject(event.tenant_id, _KINDS[type(event)], event.task_id)
