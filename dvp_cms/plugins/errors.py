@@ -19,7 +19,14 @@ class PluginLoadError(PluginError, ImportError):
 
 
 class PluginRegistrationError(PluginError):
-    """A plugin's ``dvp_register_scheduled_tasks`` raised or returned something unusable."""
+    """A plugin's ``dvp_register_scheduled_tasks`` raised or returned something unusable.
+
+    ``plugin`` names the plugin when known, so that a host can keep that plugin's tasks.
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
 
 
 class TaskDefinitionError(PluginError, ValueError):

@@ -119,7 +119,8 @@ class PluginManager:
                 registration.errors.append(
                     PluginRegistrationError(
                         f"plugin {plugin.name!r}: {_REGISTER} raised "
-                        f"{type(error).__name__}: {error}"
+                        f"{type(error).__name__}: {error}",
+                        plugin=plugin.name,
                     )
                 )
                 continue
@@ -129,7 +130,8 @@ class PluginManager:
                 registration.errors.append(
                     PluginRegistrationError(
                         f"plugin {plugin.name!r}: {_REGISTER} returned "
-                        f"{type(declared).__name__}; return a list of ScheduledTaskDefinition"
+                        f"{type(declared).__name__}; return a list of ScheduledTaskDefinition",
+                        plugin=plugin.name,
                     )
                 )
                 continue

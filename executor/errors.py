@@ -1,0 +1,42 @@
+"""Errors of the executor."""
+
+from __future__ import annotations
+
+from contracts.errors import SchedulerError
+from dvp_cms.plugins.errors import BadTaskResultError
+
+
+class ExecutorError(SchedulerError):
+    """Root of every error the executor raises on purpose."""
+
+
+class BadInputError(ExecutorError, ValueError):
+    """A message on the due subjects that the executor cannot run: terminated, not redelivered.
+
+    The message names the subject and stream sequence of the offending message.
+    """
+
+    def __init__(self, subject: str, sequence: int, problem: str) -> None:
+        super().__init__(f"bad input on {subject} (stream sequence {sequence}): {problem}")
+        self.subject = subject
+        self.sequence = sequence
+        self.problem = problem
+
+
+class UnknownTaskError(BadInputError, LookupError):
+    """A ``TaskDue`` for a task (or tenant) that no loaded plugin owns."""
+
+
+class ExecutorSetupError(ExecutorError):
+    """The executor cannot start: the stream or its consumer is missing or unusable."""
+
+
+class UnserializableResultError(BadTaskResultError):
+    """``TaskResult.data`` is not a JSON object (a dict with string keys and JSON values)."""
+
+    def __init__(self, plugin: str, task_id: str, data: object, problem: str) -> None:
+        super().__init__(plugin, task_id, data)
+        self.args = (
+            f"plugin {plugin!r}, task {task_id!r}: TaskResult.data must be a dict with string "
+            f"keys and JSON-serializable values ({problem}); got {data!r:.80}",
+        )

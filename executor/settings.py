@@ -1,0 +1,59 @@
+"""The executor's settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts import NatsConnection, validate_tenant_id
+from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS, EXECUTOR_DURABLE
+
+
+def default_worker_name() -> str:
+    """``<host>:<pid>``: who ran an attempt, as recorded in the events."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ExecutorSettings(BaseModel):
+    """How an executor connects, what it loads and how much it runs at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connection: NatsConnection = Field(default_factory=NatsConnection)
+    plugins: tuple[str, ...] = Field(
+        default=(), description="plugin references 'module:attr', loaded besides entry points"
+    )
+    use_entry_points: bool = Field(
+        default=True, description="also load the plugins installed under 'dvp_cms.plugins'"
+    )
+    tenants: tuple[str, ...] = Field(default=("default",), min_length=1)
+    concurrency: int = Field(default=32, ge=1, description="most attempts in flight at once")
+    ack_wait_seconds: float = Field(
+        default=EXECUTOR_ACK_WAIT_SECONDS,
+        gt=0,
+        description="ack wait of the shared consumer when this executor creates it; an "
+        "existing consumer keeps its own, and heartbeats follow the consumer's",
+    )
+    grace_seconds: float = Field(
+        default=30.0, ge=0, description="how long in-flight attempts may finish on shutdown"
+    )
+    fetch_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="longest wait of one pull; bounds how fast a stop is seen"
+    )
+    decision_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a dvp_task_failed hook slower than this counts as None"
+    )
+    blocked_loop_warning_seconds: float = Field(
+        default=1.0, gt=0, description="warn, naming the plugin, when the loop is blocked this long"
+    )
+    durable: str = EXECUTOR_DURABLE
+    worker: str = Field(default_factory=default_worker_name)
+
+    @field_validator("tenants")
+    @classmethod
+    def _valid_tenants(cls, tenants: tuple[str, ...]) -> tuple[str, ...]:
+        for tenant in tenants:
+            validate_tenant_id(tenant)
+        return tuple(dict.fromkeys(tenants))
