@@ -103,6 +103,8 @@ class Projector:
         self._housekeeping: asyncio.Task[None] | None = None
         self.failed_messages = 0
         """Messages whose folding raised (a bug): logged and skipped."""
+        self.resumed_from: int | None = None
+        """The checkpoint's stream sequence this projector started from (``None``: replayed)."""
 
     @property
     def state(self) -> ProjectionState:
@@ -218,6 +220,7 @@ class Projector:
         state.history_limit = self._settings.history_limit
         self._state = state
         self._checkpointed = state.sequence
+        self.resumed_from = state.sequence
         log.info("resuming from the checkpoint at sequence %d", state.sequence)
 
     async def _on_message(self, msg: Msg) -> None:

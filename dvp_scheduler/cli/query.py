@@ -1,0 +1,495 @@
+"""The read side: ``tasks``, ``history``, ``events``, ``replay`` and ``next``.
+
+``tasks`` and ``history`` ask a running projector and, when none answers, replay the stream
+in-process (saying so on stderr). ``replay`` always folds in-process: the audit tool. Tables are
+for people; ``--json`` prints objects with the stable field names of `projector.views`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from contracts import (
+    STREAM_NAME,
+    EventDecodeError,
+    EventKind,
+    NatsConnection,
+    decode,
+    next_fires,
+    subject,
+    subject_filter,
+    validate_task_id,
+)
+from contracts.events import TaskRegistered, event_type
+from contracts.queries import HISTORY_QUERY, TASKS_QUERY
+from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
+from projector import (
+    AmbiguousTaskError,
+    ProjectionState,
+    ProjectorError,
+    ReplayProgress,
+    UnknownTaskError,
+    find_tasks,
+    history,
+    list_tasks,
+    replay,
+)
+from projector.queries import ask_history, ask_tasks
+from projector.replay import consumer_config, stream_position
+
+T = TypeVar("T")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tasks = commands.add_parser(
+        "tasks",
+        help="one row per task: schedule, status, next fire, last outcome, counts",
+        description="List tasks as the projector sees them (replays in-process if no "
+        "projector answers).",
+    )
+    _common(tasks)
+    tasks.add_argument("--tenant", metavar="T", help="only this tenant's tasks")
+    tasks.add_argument("--all", action="store_true", help="include unregistered tasks")
+    tasks.set_defaults(handler=_tasks)
+
+    hist = commands.add_parser(
+        "history",
+        help="a task's executions, newest first, with their attempts",
+        description="Show a task's executions newest first (replays in-process if no "
+        "projector answers).",
+    )
+    _common(hist)
+    hist.add_argument("task_id", metavar="TASK_ID")
+    hist.add_argument("--tenant", metavar="T", help="the task's tenant (needed if ambiguous)")
+    hist.add_argument("--limit", type=int, default=20, metavar="N", help="executions (20)")
+    hist.set_defaults(handler=_history)
+
+    events = commands.add_parser(
+        "events",
+        help="the raw events, one per line",
+        description="Print the events of the stream, oldest first, one per line.",
+    )
+    _common(events)
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument(
+        "--since", type=_instant, metavar="INSTANT", help="recorded at or after (RFC 3339)"
+    )
+    events.add_argument("--task", metavar="TASK_ID", help="only this task's events")
+    events.add_argument("--tenant", metavar="T", help="only this tenant's events")
+    events.set_defaults(handler=_events)
+
+    rep = commands.add_parser(
+        "replay",
+        help="rebuild the state from the stream in-process, as of an instant",
+        description="Fold the whole stream in-process (no projector needed) and print every "
+        "task's state, or the state as of --until: events that occurred later are left out.",
+    )
+    _common(rep)
+    rep.add_argument(
+        "--until", type=_instant, metavar="INSTANT", help="state as of this instant (RFC 3339)"
+    )
+    rep.add_argument("--tenant", metavar="T", help="only this tenant's tasks")
+    rep.set_defaults(handler=_replay)
+
+    nxt = commands.add_parser(
+        "next",
+        help="the next fire instants of a task",
+        description="Compute a task's next fire instants from its registered schedule.",
+    )
+    _common(nxt)
+    nxt.add_argument("task_id", metavar="TASK_ID")
+    nxt.add_argument("--tenant", metavar="T", help="the task's tenant (needed if ambiguous)")
+    nxt.add_argument("-n", type=int, default=5, metavar="N", help="how many (5)")
+    nxt.set_defaults(handler=_next)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_connection_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instant: use RFC 3339, e.g. 2026-11-24T03:00:00Z"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# tasks, history, replay
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    items = _run(_tasks_async(args))
+    _print(args, items, _task_table)
+    return 0
+
+
+async def _tasks_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with _connected(args, "dvp-scheduler-tasks") as nc:
+        items = await ask_tasks(nc, tenant_id=args.tenant, include_unregistered=args.all)
+        if items is not None:
+            return items
+        _say(f"no projector answered on {TASKS_QUERY}; replaying the stream in-process")
+        state = await _replay_state(nc.jetstream())
+        views = list_tasks(state, tenant_id=args.tenant, include_unregistered=args.all)
+        return _builtins(views)
+
+
+def _history(args: argparse.Namespace) -> int:
+    validate_task_id(args.task_id)
+    items = _run(_history_async(args))
+    _print(args, items, _history_table)
+    return 0
+
+
+async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with _connected(args, "dvp-scheduler-history") as nc:
+        items = await ask_history(nc, args.task_id, tenant_id=args.tenant, limit=args.limit)
+        if items is not None:
+            return items
+        _say(f"no projector answered on {HISTORY_QUERY}; replaying the stream in-process")
+        state = await _replay_state(nc.jetstream())
+        found = find_tasks(state, args.task_id, args.tenant)
+        if not found:
+            raise UnknownTaskError(args.task_id, args.tenant)
+        if len(found) > 1:
+            raise AmbiguousTaskError(args.task_id, [t.tenant_id for t in found])
+        return _builtins(history(found[0], limit=max(0, args.limit)))
+
+
+async def _replay_state(js: JetStreamContext, until: datetime | None = None) -> ProjectionState:
+    """Replay in-process, with progress on stderr when it is a terminal."""
+    progress = _progress_printer() if sys.stderr.isatty() else None
+    try:
+        return await replay(js, until=until, progress=progress)
+    except NotFoundError:  # no stream yet: nothing was ever recorded
+        return ProjectionState()
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    items = _run(_replay_async(args))
+    _print(args, items, _task_table)
+    return 0
+
+
+async def _replay_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with _connected(args, "dvp-scheduler-replay") as nc:
+        state = await _replay_state(nc.jetstream(), args.until)
+    as_of = f" as of {args.until.isoformat()}" if args.until else ""
+    skipped = sum(state.unknown_events.values()) + state.invalid_messages
+    _say(
+        f"replayed {state.events_applied} events up to stream sequence {state.sequence}{as_of}"
+        + (f"; skipped {skipped} unknown or invalid messages" if skipped else "")
+    )
+    return _builtins(list_tasks(state, tenant_id=args.tenant, include_unregistered=True))
+
+
+def _progress_printer() -> Callable[[ReplayProgress], None]:
+    def report(progress: ReplayProgress) -> None:
+        print(
+            f"\rreplay: {progress.read:,} events read, {progress.rate:,.0f}/s, "
+            f"sequence {progress.sequence:,} of {progress.last_sequence:,}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# events
+
+
+def _events(args: argparse.Namespace) -> int:
+    if args.task is not None:
+        validate_task_id(args.task)
+    _run(_events_async(args))
+    return 0
+
+
+async def _events_async(args: argparse.Namespace) -> None:
+    filter_subject = subject_filter(args.tenant, None, args.task)
+    config = consumer_config(start_time=args.since)
+
+    def show(sequence: int, msg_subject: str, data: bytes) -> None:
+        if args.json:
+            sys.stdout.write(data.decode(errors="replace") + "\n")
+            return
+        try:
+            event = decode(data)
+        except EventDecodeError as error:
+            print(f"{sequence:>8}  {msg_subject}  (not an event: {error})", flush=True)
+            return
+        summary = msgspec.json.encode(
+            {
+                k: v
+                for k, v in msgspec.to_builtins(event).items()
+                if k not in ("type", "tenant_id", "task_id", "occurred_at")
+            }
+        ).decode()
+        print(
+            f"{sequence:>8}  {_short(event.occurred_at.isoformat())}  {event_type(event):<24}  "
+            f"{event.tenant_id}/{event.task_id}  {summary}",
+            flush=True,
+        )
+
+    async with _connected(args, "dvp-scheduler-events") as nc:
+        js = nc.jetstream()
+        try:
+            await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            if not args.follow:
+                return
+        if not args.follow:
+            await _read_with_subjects(js, filter_subject, config, show)
+            return
+
+        async def on_message(msg: Msg) -> None:
+            sequence, _ = stream_position(msg.reply)
+            show(sequence, msg.subject, msg.data)
+
+        sub = await js.subscribe(
+            filter_subject,
+            stream=STREAM_NAME,
+            cb=on_message,
+            ordered_consumer=True,
+            config=config,
+        )
+        try:
+            await asyncio.Event().wait()  # until Ctrl-C
+        finally:
+            await sub.unsubscribe()
+
+
+async def _read_with_subjects(
+    js: JetStreamContext,
+    filter_subject: str,
+    config: ConsumerConfig,
+    show: Callable[[int, str, bytes], None],
+) -> None:
+    """Like `projector.replay.read_to_end`, with each message's subject."""
+    info = await js.stream_info(STREAM_NAME)
+    last = info.state.last_seq
+    if last == 0:
+        return
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def on_message(msg: Msg) -> None:
+        if done.done():
+            return
+        sequence, pending = stream_position(msg.reply)
+        show(sequence, msg.subject, msg.data)
+        if sequence >= last or pending == 0:
+            done.set_result(None)
+
+    sub = await js.subscribe(
+        filter_subject, stream=STREAM_NAME, cb=on_message, ordered_consumer=True, config=config
+    )
+    try:
+        consumer = await sub.consumer_info()
+        delivered = consumer.delivered.consumer_seq if consumer.delivered else 0
+        if consumer.num_pending == 0 and not delivered and not done.done():
+            done.set_result(None)
+        await done
+    finally:
+        await sub.unsubscribe()
+
+
+# ---------------------------------------------------------------------------------------------
+# next
+
+
+def _next(args: argparse.Namespace) -> int:
+    validate_task_id(args.task_id)
+    fires, tenant, paused = _run(_next_async(args))
+    if paused:
+        _say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
+    if args.json:
+        print(json.dumps([f.isoformat().replace("+00:00", "Z") for f in fires]))
+    else:
+        for fire in fires:
+            print(fire.isoformat().replace("+00:00", "Z"))
+    return 0
+
+
+async def _next_async(args: argparse.Namespace) -> tuple[list[datetime], str, bool]:
+    async with _connected(args, "dvp-scheduler-next") as nc:
+        js = nc.jetstream()
+        tenant = args.tenant
+        try:
+            if tenant is None:
+                pattern = subject_filter(None, EventKind.REGISTERED, args.task_id)
+                info = await js.stream_info(STREAM_NAME, subjects_filter=pattern)
+                tenants = sorted(s.split(".")[2] for s in (info.state.subjects or {}))
+                if not tenants:
+                    raise UnknownTaskError(args.task_id, None)
+                if len(tenants) > 1:
+                    raise AmbiguousTaskError(args.task_id, tenants)
+                tenant = tenants[0]
+            registered = await _last(js, subject(tenant, EventKind.REGISTERED, args.task_id))
+        except NotFoundError:
+            raise UnknownTaskError(args.task_id, tenant) from None
+        if registered is None:
+            raise UnknownTaskError(args.task_id, tenant)
+        event = decode(registered.data)
+        if not isinstance(event, TaskRegistered):
+            raise UnknownTaskError(args.task_id, tenant)
+        seqs = {}
+        for kind in (EventKind.UNREGISTERED, EventKind.PAUSED, EventKind.RESUMED):
+            msg = await _last(js, subject(tenant, kind, args.task_id))
+            seqs[kind] = msg.seq or 0 if msg is not None else 0
+        if seqs[EventKind.UNREGISTERED] > (registered.seq or 0):
+            raise ProjectorError(
+                f"task {tenant}/{args.task_id} is unregistered: its plugin no longer declares it"
+            )
+        paused = seqs[EventKind.PAUSED] > seqs[EventKind.RESUMED]
+        fires = next_fires(event.spec.schedule, datetime.now(UTC), max(0, args.n))
+        return fires, tenant, paused
+
+
+async def _last(js: JetStreamContext, on_subject: str) -> Any:
+    try:
+        return await js.get_last_msg(STREAM_NAME, on_subject)
+    except NotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# plumbing
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@asynccontextmanager
+async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Client]:
+    connection: NatsConnection = connection_from_arguments(args, name=name)
+
+    async def quiet(error: Exception) -> None:
+        pass
+
+    try:
+        nc = await nats.connect(
+            **connection.connect_kwargs(),
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=3,
+            error_cb=quiet,
+        )
+    except (nats.errors.Error, OSError) as error:
+        raise ProjectorError(
+            f"cannot reach NATS at {connection.url} ({error or type(error).__name__}): "
+            "start it with 'dvp-scheduler up' or pass --nats-url"
+        ) from None
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+def _builtins(views: Sequence[msgspec.Struct]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = msgspec.to_builtins(list(views))
+    return result
+
+
+def _say(text: str) -> None:
+    print(f"dvp-scheduler: {text}", file=sys.stderr, flush=True)
+
+
+def _print(
+    args: argparse.Namespace,
+    items: list[dict[str, Any]],
+    table: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+    else:
+        table(items)
+
+
+def _short(instant: str | None) -> str:
+    if not instant:
+        return "-"
+    return instant.replace("T", " ").replace("+00:00", "Z")[:20]
+
+
+def _columns(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _task_table(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("no tasks")
+        return
+    rows = [
+        ["TENANT", "TASK", "SCHEDULE", "STATUS", "NEXT FIRE", "LAST OUTCOME", "OK/FAIL/RETRY/SKIP"]
+    ]
+    for t in items:
+        last = t["last_outcome"] or "-"
+        if t["last_outcome_at"]:
+            last = f"{last} {_short(t['last_outcome_at'])}"
+        rows.append(
+            [
+                t["tenant_id"],
+                t["task_id"],
+                t["schedule"] or "-",
+                t["status"],
+                _short(t["next_fire_at"]),
+                last,
+                f"{t['succeeded']}/{t['failed']}/{t['retried']}/{t['skipped']}",
+            ]
+        )
+    _columns(rows)
+
+
+def _history_table(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("no executions")
+        return
+    for execution in items:
+        print(
+            f"{execution['execution_id']}  {execution['trigger'] or '-'}  "
+            f"scheduled {_short(execution['scheduled_for'])}  {execution['status']}"
+        )
+        for attempt in execution["attempts"]:
+            line = (
+                f"  #{attempt['attempt']}  {attempt['worker'] or '-'}  "
+                f"started {_short(attempt['started_at'])}  ended {_short(attempt['ended_at'])}  "
+                f"{attempt['duration_ms'] if attempt['duration_ms'] is not None else '-'} ms  "
+                f"{attempt['outcome'] or 'pending'}"
+            )
+            if attempt["error"]:
+                line += f"  error: {attempt['error']['kind']}: {attempt['error']['message']}"
+            if attempt["decision"] and attempt["decision"].get("reason"):
+                line += f"  ({attempt['decision']['reason']})"
+            if attempt["retry_at"]:
+                line += f"  retry at {_short(attempt['retry_at'])}"
+            print(line)
