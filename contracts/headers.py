@@ -18,3 +18,7 @@ SCHEDULE: Final = "Nats-Schedule"
 
 SCHEDULE_TARGET: Final = "Nats-Schedule-Target"
 """The subject a JetStream message schedule publishes into."""
+
+EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: Final = "Nats-Expected-Last-Subject-Sequence-Subject"
+"""The subject (wildcards allowed) whose last sequence ``EXPECTED_LAST_SUBJECT_SEQUENCE`` checks,
+instead of the published subject: the ticker checks all of one task's subjects at once."""

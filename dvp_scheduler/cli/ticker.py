@@ -1,0 +1,27 @@
+"""``dvp-scheduler ticker``: publish ``TaskDue`` at every fire instant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments, serve
+from ticker import Ticker
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "ticker",
+        help="run a ticker (any number may run at once)",
+        description="Follow task definitions in the stream and publish TaskDue at each fire "
+        "instant, and each retry's next attempt at its retry_at, until SIGINT or SIGTERM. "
+        "Tickers run active-active: start as many as you like.",
+    )
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
+    asyncio.run(serve(Ticker(connection)))
+    return 0
