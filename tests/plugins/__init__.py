@@ -1,0 +1,1 @@
+"""Plugins the executor tests load, written as the plugin reference page teaches."""
