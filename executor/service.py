@@ -146,6 +146,7 @@ class Executor:
         self._reload_lock = asyncio.Lock()
         self._consumer: asyncio.Task[None] | None = None
         self._helpers: list[asyncio.Task[None]] = []
+        self._closing = False
         self._watchdog = LoopWatchdog(
             self._settings.blocked_loop_warning_seconds, self._plugin_modules
         )
@@ -360,6 +361,7 @@ class Executor:
                 await self._sub.unsubscribe()
             self._sub = None
         if self._nc is not None:
+            self._closing = True
             with suppress(Exception):
                 await self._nc.close()
             self._nc = None
@@ -718,7 +720,8 @@ class Executor:
         log.warning("NATS: %s: %s", type(error).__name__, error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS: disconnected; reconnecting")
+        if not self._closing:
+            log.warning("NATS: disconnected; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info("NATS: reconnected")

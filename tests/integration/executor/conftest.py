@@ -86,17 +86,24 @@ StartExecutor = Callable[..., AbstractAsyncContextManager[Executor]]
 
 @pytest.fixture
 def start_executor(nats_server: NatsServer) -> StartExecutor:
-    """``async with start_executor(plugins=[...], **settings) as executor:`` in this process."""
+    """``async with start_executor(plugins=[instances], references=["module:attr"],
+    **settings) as executor:`` in this process."""
 
     @asynccontextmanager
     async def start(
-        *, plugins: Sequence[Plugin] = (), jitter: float | None = None, **options: Any
+        *,
+        plugins: Sequence[Plugin] = (),
+        references: Sequence[str] = (),
+        jitter: float | None = None,
+        **options: Any,
     ) -> AsyncIterator[Executor]:
         options.setdefault("use_entry_points", False)
         options.setdefault("ack_wait_seconds", ACK_WAIT)
         options.setdefault("fetch_timeout_seconds", 0.25)
         options.setdefault("grace_seconds", 5.0)
-        settings = ExecutorSettings(connection=NatsConnection(url=nats_server.url), **options)
+        settings = ExecutorSettings(
+            connection=NatsConnection(url=nats_server.url), plugins=tuple(references), **options
+        )
         kwargs: dict[str, Any] = {"plugins": plugins}
         if jitter is not None:
             kwargs["jitter"] = lambda: jitter

@@ -1,0 +1,168 @@
+"""Bad input is terminated and counted; long attempts heartbeat; a redelivered attempt whose
+outcome is already recorded is not recorded twice; a plugin blocking the loop is named."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo, StreamInfo
+
+from contracts import (
+    STREAM_NAME,
+    TaskStarted,
+    TaskSucceeded,
+    encode,
+    event_headers,
+    event_subject,
+    executor_consumer_config,
+    stream_config,
+)
+from contracts.stream import EXECUTOR_DURABLE
+from tests.integration.executor.conftest import ACK_WAIT, StartExecutor, events_of, publish_due
+from tests.plugins.outcomes import OutcomesPlugin
+from tests.plugins.slow import SlowPlugin
+from tests.support import eventually, read_events
+
+pytestmark = pytest.mark.integration
+
+
+async def consumer_settled(js: JetStreamContext) -> ConsumerInfo:
+    async def settled() -> ConsumerInfo | None:
+        info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
+
+    return await eventually(settled, within=5, message="every TaskDue settled")
+
+
+async def test_garbage_and_unknown_tasks_are_terminated_and_counted(
+    js: JetStreamContext,
+    consumer: ConsumerInfo,
+    start_executor: StartExecutor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="executor")
+    async with start_executor(plugins=[OutcomesPlugin()]) as executor:
+        good = [await publish_due(js, "outcomes.count-items")]
+        garbage = await js.publish("dvp.tasks.default.due.outcomes.count-items", b"\x00{not json")
+        good.append(await publish_due(js, "outcomes.count-items"))
+        await publish_due(js, "ghost.task")  # no loaded plugin owns it
+        await publish_due(js, "outcomes.count-items", tenant_id="nobody")  # tenant not served
+        wrong = TaskStarted(
+            tenant_id="default",
+            task_id="outcomes.count-items",
+            occurred_at=datetime.now(UTC),
+            execution_id="x",
+            attempt=1,
+            worker="w",
+            deadline=datetime.now(UTC),
+        )
+        await js.publish("dvp.tasks.default.due.outcomes.count-items", encode(wrong))
+        good.append(await publish_due(js, "outcomes.count-items"))
+
+        async def all_good_done() -> bool:
+            return executor.stats.succeeded == len(good)
+
+        await eventually(all_good_done, within=5, message="good tasks done")
+        info = await consumer_settled(js)
+        assert executor.stats.bad_input == 4
+    assert info.num_redelivered == 0  # terminated, not redelivered
+    messages = [r.getMessage() for r in caplog.records if r.name == "executor"]
+    assert any(
+        "dvp.tasks.default.due.outcomes.count-items" in m and f"sequence {garbage.seq})" in m
+        for m in messages
+    )
+    assert any("no loaded plugin owns task 'ghost.task'" in m for m in messages)
+    assert any("tenant 'nobody'" in m for m in messages)
+    assert any("expected a task.due.v1 event, got task.started.v1" in m for m in messages)
+
+
+async def test_heartbeats_keep_a_long_attempt_from_redelivery(
+    js: JetStreamContext,
+    consumer: ConsumerInfo,
+    start_executor: StartExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DVP_TEST_SLOW_SECONDS", str(ACK_WAIT * 2.5))
+    async with start_executor(plugins=[SlowPlugin()]) as executor:
+        due = await publish_due(js, "slow.reindex")
+
+        async def done() -> bool:
+            return executor.stats.succeeded == 1
+
+        await eventually(done, within=ACK_WAIT * 2.5 + 5, message="the long attempt done")
+        info = await consumer_settled(js)
+    assert info.num_redelivered == 0
+    kinds = [type(e).__name__ for e in await events_of(js, due.execution_id)]
+    assert kinds == ["TaskDue", "TaskStarted", "TaskSucceeded"]
+
+
+async def test_redelivered_attempt_whose_outcome_is_recorded_is_not_run_again(
+    js: JetStreamContext, start_executor: StartExecutor
+) -> None:
+    """The first executor recorded the outcome but died before acknowledging; the redelivery
+    comes after the duplicate window, so message ids alone would not stop a second outcome."""
+    await js.add_stream(dataclasses.replace(stream_config(), duplicate_window=0.5))
+    await js.add_consumer(
+        STREAM_NAME, dataclasses.replace(executor_consumer_config(), ack_wait=ACK_WAIT)
+    )
+    due = await publish_due(js, "outcomes.count-items")
+    # The first executor: takes the attempt, records its outcome, dies without an ack.
+    first = await js.pull_subscribe_bind(durable=EXECUTOR_DURABLE, stream=STREAM_NAME)
+    (taken,) = await first.fetch(1, timeout=5)
+    assert taken.metadata.num_delivered == 1
+    outcome = TaskSucceeded(
+        tenant_id=due.tenant_id,
+        task_id=due.task_id,
+        occurred_at=datetime.now(UTC),
+        execution_id=due.execution_id,
+        attempt=1,
+        worker="first:1",
+        duration_ms=3,
+        data={"items": 1},
+    )
+    await js.publish(event_subject(outcome), encode(outcome), headers=event_headers(outcome))
+    await first.unsubscribe()
+    await asyncio.sleep(0.6)  # the duplicate window (0.5 s) has passed, on purpose
+    plugin = OutcomesPlugin()
+    async with start_executor(plugins=[plugin]) as executor:
+
+        async def acked() -> bool:
+            return executor.stats.already_recorded == 1
+
+        await eventually(acked, within=ACK_WAIT + 5, message="the redelivery acknowledged")
+        await consumer_settled(js)
+    assert plugin.contexts == []
+    assert [type(e).__name__ for e in await events_of(js, due.execution_id)] == [
+        "TaskDue",
+        "TaskSucceeded",
+    ]
+
+
+async def test_a_plugin_blocking_the_event_loop_is_named(
+    js: JetStreamContext,
+    stream: StreamInfo,
+    start_executor: StartExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("DVP_TEST_SLOW_SECONDS", "0.8")
+    caplog.set_level(logging.WARNING, logger="executor")
+    async with start_executor(plugins=[SlowPlugin()], blocked_loop_warning_seconds=0.3) as executor:
+        await publish_due(js, "slow.blocking-export")
+
+        async def done() -> bool:
+            return executor.stats.succeeded == 1
+
+        await eventually(done, within=5, message="the blocking attempt done")
+        assert executor.blocked_loop_warnings == 1
+    warnings = [r.getMessage() for r in caplog.records if "blocked for" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "plugin 'slow'" in warnings[0]
+    assert "tests/plugins/slow.py" in warnings[0]
+    assert "dvp_execute_scheduled_task" in warnings[0]
+    assert len(await read_events(js, "dvp.tasks.default.succeeded.>")) == 1
