@@ -30,7 +30,8 @@ class FireHeap(Generic[K]):
         heapq.heappush(self._heap, (when, self._counter, key))
         if len(self._heap) > 2 * len(self._live) + 1024:
             self._compact()
-        return self._heap[0][2] == key and self._heap[0][1] == self._counter
+        self.next_at()  # drops stale entries from the top
+        return self._heap[0][1] == self._counter
 
     def discard(self, key: K) -> None:
         """Forget ``key``'s instant, if any."""
