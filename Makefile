@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+EXAMPLES := --plugin examples.cleanup:CleanupPlugin \
+	--plugin examples.hourly_sync:HourlySyncPlugin \
+	--plugin examples.fact_check:FactCheckPlugin
+
 run: $(STAMP)
-	$(BIN)/dvp-scheduler up $(ARGS)
+	$(BIN)/dvp-scheduler up $(EXAMPLES) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,20 +1,53 @@
-"""``dvp-scheduler up``: everything in one command, with an embedded nats-server."""
+"""``dvp-scheduler up``: everything in one command, with an embedded nats-server.
+
+The ticker, the executor and the projector run as separate processes that talk only through
+NATS, as they do in production; this command starts them, shows the events as they happen, and
+stops everything in order on Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import sys
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
+from typing import Final
 
 import nats
+from nats.aio.msg import Msg
 
-from contracts import STREAM_NAME, NatsConnection, stream_config
+from contracts import (
+    ALL_EVENTS,
+    Event,
+    EventDecodeError,
+    NatsConnection,
+    RetryScheduled,
+    TaskDue,
+    TaskFailed,
+    TaskPaused,
+    TaskRegistered,
+    TaskResumed,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+    TaskUnregistered,
+    decode,
+)
 from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
+from dvp_scheduler.cli.init import prepare_stream
+from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
 
 log = logging.getLogger("dvp_scheduler.up")
+
+_STOP_ORDER: Final = ("ticker", "executor", "projector")
+_SERVICE_STOP_SECONDS: Final = 40.0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,48 +55,212 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "up",
         help="run the whole scheduler (embedded nats-server unless --nats-url is given)",
         description="Start an embedded nats-server (unless --nats-url is given), create the "
-        "stream, and run a ticker, an executor and a projector until Ctrl-C.",
+        "stream, run a ticker, an executor and a projector as separate processes, and print "
+        "the task events as they happen. Ctrl-C stops everything.",
     )
     add_connection_arguments(parser)
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a plugin for the executor to load (repeatable; installed entry points load too)",
+    )
+    parser.add_argument(
+        "--tenant",
+        dest="tenants",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a tenant to run tasks for (repeatable; default: default)",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path(".dvp"),
-        help="where the embedded broker keeps its store (default .dvp/)",
+        help="where the embedded broker and the projector keep their files (default .dvp/)",
     )
     parser.add_argument("--port", type=int, default=4222, help="embedded broker port (4222)")
+    parser.add_argument(
+        "--service-log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of the services (WARNING; the events are shown anyway)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not print the events")
     parser.set_defaults(handler=_run)
 
 
+@dataclass
+class _Service:
+    name: str
+    process: asyncio.subprocess.Process
+
+
 def _run(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir.resolve()
     server: BinaryNatsServer | None = None
     if args.nats_url is None:
-        store = args.data_dir / "nats"
+        store = data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        server = BinaryNatsServer(port=args.port, store_dir=store.resolve())
-        server.start()
+        server = BinaryNatsServer(
+            port=args.port, store_dir=store, log_file=data_dir / "nats-server.log"
+        )
+        try:
+            server.start()
+        except NatsServerError as error:
+            raise NatsServerError(
+                f"{error}\nIs another server on port {args.port}? Use --port N, or --nats-url "
+                "URL to use a running NATS server."
+            ) from None
         args.nats_url = server.url
-        print(f"embedded nats-server: {server.url} (store {store})", flush=True)
+        print(f"nats-server    {server.url}  (JetStream store {store}, pid {server.pid})")
     try:
         connection = connection_from_arguments(args, name="dvp-scheduler-up")
-        asyncio.run(_up(connection))
+        return asyncio.run(_up(args, connection, data_dir))
     finally:
         if server is not None:
             server.stop()
-            print("embedded nats-server stopped", flush=True)
-    return 0
+            print("nats-server    stopped")
 
 
-async def _up(connection: NatsConnection) -> None:
+async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Path) -> int:
     nc = await nats.connect(**connection.connect_kwargs())
+    services: list[_Service] = []
     try:
-        await nc.jetstream().add_stream(stream_config())
-        print(f"stream {STREAM_NAME} ready on {connection.url}", flush=True)
-        print("services are not built yet; press Ctrl-C to stop", flush=True)
-        stopped = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopped.set)
-        await stopped.wait()
+        for line in await prepare_stream(nc.jetstream()):
+            print(f"stream         {line}")
+        environment = _service_environment(connection)
+        common = [sys.executable, "-m", "dvp_scheduler", "--log-level", args.service_log_level]
+        executor = [*common, "executor"]
+        for plugin in args.plugins:
+            executor += ["--plugin", plugin]
+        for tenant in args.tenants:
+            executor += ["--tenant", tenant]
+        projector = [*common, "projector", "--checkpoint-file", str(data_dir / "projector.ckpt")]
+        for name, command in (
+            ("projector", projector),
+            ("ticker", [*common, "ticker"]),
+            ("executor", executor),
+        ):
+            # A session of its own: Ctrl-C reaches this process only, which stops them in order.
+            process = await asyncio.create_subprocess_exec(
+                *command, env=environment, start_new_session=True
+            )
+            services.append(_Service(name, process))
+            print(f"{name:<14} pid {process.pid}")
+        print(
+            "\nevents follow; in another terminal try: dvp-scheduler tasks | "
+            "dvp-scheduler history TASK_ID | dvp-scheduler trigger TASK_ID\n"
+            "press Ctrl-C to stop\n",
+            flush=True,
+        )
+        if not args.quiet:
+            await nc.subscribe(ALL_EVENTS, cb=_print_event)
+        return await _wait(services)
     finally:
+        await _stop(services)
         await nc.close()
+
+
+def _service_environment(connection: NatsConnection) -> dict[str, str]:
+    """The services get the connection the same way any deployment gives it: DVP_NATS_*."""
+    environment = dict(os.environ)
+    for field, value in connection.model_dump(exclude={"name"}).items():
+        if value is None:
+            continue
+        secret = getattr(value, "get_secret_value", None)
+        environment[f"DVP_NATS_{field.upper()}"] = str(secret() if secret else value)
+    return environment
+
+
+async def _wait(services: list[_Service]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            for service in services:
+                code = service.process.returncode
+                if code is not None:
+                    print(f"\n{service.name} exited with code {code}; stopping", file=sys.stderr)
+                    return 1
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _stop(services: list[_Service]) -> None:
+    """Stop the ticker first (no new work), then the executor (finishes in flight), then the
+    projector; kill whatever outlives its grace period."""
+    by_name = {s.name: s for s in services}
+    for name in _STOP_ORDER:
+        service = by_name.get(name)
+        if service is None or service.process.returncode is not None:
+            continue
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(service.process.wait(), _SERVICE_STOP_SECONDS)
+        except TimeoutError:
+            service.process.kill()
+            await service.process.wait()
+        print(f"{name:<14} stopped (code {service.process.returncode})", flush=True)
+
+
+async def _print_event(msg: Msg) -> None:
+    try:
+        event = decode(msg.data)
+    except EventDecodeError:
+        return
+    line = describe(event)
+    if line:
+        print(line, flush=True)
+
+
+def describe(event: Event) -> str | None:
+    """One line for a person, or None for events not worth a line."""
+    match event:
+        case TaskRegistered():
+            what = f"{event.spec.schedule.describe()} from {event.plugin} {event.plugin_version}"
+        case TaskUnregistered():
+            what = f"no longer declared by {event.plugin}"
+        case TaskPaused() | TaskResumed():
+            what = event.note
+        case TaskDue():
+            what = f"attempt {event.attempt} ({event.trigger})"
+        case TaskStarted():
+            return None
+        case TaskSucceeded():
+            what = f"attempt {event.attempt} in {event.duration_ms} ms  {event.data or ''}"
+        case RetryScheduled():
+            what = (
+                f"attempt {event.attempt} failed: {event.error.message}; next in "
+                f"{event.delay_seconds:g}s ({event.decision.reason})"
+            )
+        case TaskFailed():
+            what = f"attempt {event.attempt}: {event.error.message} ({event.reason})"
+        case TaskSkipped():
+            what = f"fire {event.scheduled_for:%H:%M:%S} ({event.reason}) {event.detail}"
+    when = event.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
+    label = _LABELS[type(event)]
+    return f"{when}  {label:<11} {event.tenant_id}/{event.task_id}  {what}".rstrip()
+
+
+_LABELS: Final[dict[type[Event], str]] = {
+    TaskRegistered: "registered",
+    TaskUnregistered: "unregistered",
+    TaskPaused: "paused",
+    TaskResumed: "resumed",
+    TaskDue: "due",
+    TaskStarted: "started",
+    TaskSucceeded: "succeeded",
+    RetryScheduled: "retry",
+    TaskFailed: "FAILED",
+    TaskSkipped: "skipped",
+}

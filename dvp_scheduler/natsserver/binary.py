@@ -109,8 +109,14 @@ class BinaryNatsServer:
             args += ["--server_name", self._server_name]
         log = self._log_file or work / "nats-server.log"
         args += ["--log", str(log)]
+        # A session of its own, so that a Ctrl-C meant for the owner does not stop the broker
+        # before the owner's services have shut down cleanly; stop() always ends it.
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             self._url = self._wait_ready(work, log)
