@@ -98,7 +98,8 @@ def started_event(
 def _message(text: str) -> str:
     if len(text) <= MAX_ERROR_MESSAGE_CHARS:
         return text
-    return text[: MAX_ERROR_MESSAGE_CHARS - 14] + " ...(truncated)"
+    suffix = " ...(truncated)"
+    return text[: MAX_ERROR_MESSAGE_CHARS - len(suffix)] + suffix
 
 
 def _type_name(error: BaseException) -> str:
