@@ -54,6 +54,7 @@ from contracts.subjects import (
     subject,
     subject_filter,
 )
+from contracts.subscriber import decode_message, event_filters
 
 __all__ = [
     "ALL_DUE",
@@ -89,9 +90,11 @@ __all__ = [
     "Trigger",
     "UnknownEventTypeError",
     "decode",
+    "decode_message",
     "default_backoff_seconds",
     "definition_hash",
     "encode",
+    "event_filters",
     "event_headers",
     "event_kind",
     "event_subject",

@@ -14,6 +14,7 @@ from contracts import (
     EVENT_TYPES,
     Event,
     EventDecodeError,
+    EventKind,
     RetryDecision,
     RetryScheduled,
     Schedule,
@@ -30,7 +31,9 @@ from contracts import (
     TaskUnregistered,
     UnknownEventTypeError,
     decode,
+    decode_message,
     encode,
+    event_filters,
     event_headers,
     event_subject,
     event_type,
@@ -263,3 +266,18 @@ def test_all_outcomes_of_an_attempt_share_one_message_id() -> None:
     ]
     assert {message_id(o) for o in outcomes} == {"outcome:e:2"}
     assert message_id(TaskPaused(tenant_id="a", task_id="b", occurred_at=now)) is None
+
+
+def test_subscriber_kit_checks_the_type_header_and_builds_filters() -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    event = TaskPaused(tenant_id="acme", task_id="a.b", occurred_at=now, note="n")
+    body = encode(event)
+    assert decode_message(body, event_headers(event)) == event
+    assert decode_message(body, None) == event
+    with pytest.raises(EventDecodeError, match="header Dvp-Event-Type says 'task.due.v1'"):
+        decode_message(body, {"Dvp-Event-Type": "task.due.v1"})
+    assert event_filters("acme", [EventKind.FAILED, EventKind.SKIPPED]) == [
+        "dvp.tasks.acme.failed.>",
+        "dvp.tasks.acme.skipped.>",
+    ]
+    assert event_filters(task_id="a.b") == ["dvp.tasks.*.*.a.b"]
