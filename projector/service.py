@@ -248,14 +248,14 @@ class Projector:
                 if loop.time() >= next_checkpoint:
                     next_checkpoint = loop.time() + settings.checkpoint_interval
                     await self._checkpoint()
-            except (nats.errors.Error, OSError, SchedulerError) as error:
-                log.warning("housekeeping failed (%s); trying again", error)
+            except Exception as error:  # never let housekeeping die: the next round retries
+                log.warning("housekeeping failed (%r); trying again", error)
         try:
             async with asyncio.timeout(settings.graceful_timeout):
                 await self._mirror()
                 await self._checkpoint()
-        except (TimeoutError, nats.errors.Error, OSError, SchedulerError) as error:
-            log.warning("final checkpoint not written (%s)", error)
+        except Exception as error:
+            log.warning("final checkpoint not written (%r)", error)
 
     async def _mirror(self) -> None:
         """Write the changed tasks' current state to the key-value bucket."""

@@ -1,15 +1,18 @@
 """The read model: per task its definition, status, counters and a bounded execution history.
 
-Plain slotted dataclasses, so that a million events fold without a copy per event and the whole
-state encodes to a checkpoint with msgspec in one call. The fold (`projector.fold`) is the only
-code that changes them.
+Mutable msgspec structs: they are created faster than dataclasses, take less memory, encode to a
+checkpoint in one call, and (``gc=False``) the cyclic garbage collector never scans them, which
+keeps a million-event replay from spending its time in GC passes over an ever larger state. The
+state holds no reference cycles, so nothing is lost by that. The fold (`projector.fold`) is the
+only code that changes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
+
+import msgspec
 
 from contracts.events import TaskError, TaskSpec, Trigger
 from contracts.retry import FailureReason, RetryDecision
@@ -29,8 +32,7 @@ def task_key(tenant_id: str, task_id: str) -> str:
     return f"{tenant_id}.{task_id}"
 
 
-@dataclass(slots=True)
-class AttemptState:
+class AttemptState(msgspec.Struct, kw_only=True, gc=False):
     """One attempt of an execution."""
 
     number: int
@@ -50,8 +52,7 @@ class AttemptState:
     failure_reason: FailureReason | None = None
 
 
-@dataclass(slots=True)
-class ExecutionState:
+class ExecutionState(msgspec.Struct, kw_only=True, gc=False):
     """One execution: the attempts of one fire (or one manual trigger)."""
 
     execution_id: str
@@ -60,14 +61,13 @@ class ExecutionState:
     scheduled_for: datetime | None = None
     missed_fires: int = 0
     due_at: datetime | None = None
-    attempts: list[AttemptState] = field(default_factory=list)
+    attempts: list[AttemptState] = []
     outcome: ExecutionOutcome | None = None
     """``None`` while the execution is open."""
     ended_at: datetime | None = None
 
 
-@dataclass(slots=True)
-class TaskState:
+class TaskState(msgspec.Struct, kw_only=True, gc=False):
     """One task of one tenant."""
 
     tenant_id: str
@@ -101,23 +101,22 @@ class TaskState:
     last_skip_reason: str | None = None
     last_skipped_at: datetime | None = None
     last_event_at: datetime | None = None
-    executions: dict[str, ExecutionState] = field(default_factory=dict)
+    executions: dict[str, ExecutionState] = {}
     """Newest last, at most the state's ``history_limit``."""
 
 
-@dataclass(slots=True)
-class ProjectionState:
+class ProjectionState(msgspec.Struct, kw_only=True, gc=False):
     """Everything the projector knows, as of stream sequence ``sequence``."""
 
     history_limit: int = DEFAULT_HISTORY_LIMIT
     sequence: int = 0
     """The stream sequence of the last message folded in (0: none)."""
     events_applied: int = 0
-    unknown_events: dict[str, int] = field(default_factory=dict)
+    unknown_events: dict[str, int] = {}
     """Events of a type or version this code does not know, by tag: skipped and counted."""
     invalid_messages: int = 0
     """Messages that are not events at all: skipped and counted."""
-    tasks: dict[str, TaskState] = field(default_factory=dict)
+    tasks: dict[str, TaskState] = {}
     """By `task_key`."""
 
     def task(self, tenant_id: str, task_id: str) -> TaskState | None:

@@ -57,7 +57,7 @@ from contracts.stream import (
     stream_config,
     ticker_retry_consumer_config,
 )
-from contracts.subjects import ALL_EVENTS, PREFIX
+from contracts.subjects import ALL_EVENTS, PREFIX, parse_subject
 from ticker._heap import FireHeap
 from ticker._policy import (
     TaskKey,
@@ -299,6 +299,7 @@ class Ticker:
             except EventDecodeError as error:
                 self.stats.bad_messages += 1
                 log.warning("skipping message %d on %s: %s", seq, msg.subject, error)
+                self._note_sequence(msg.subject, seq)
             else:
                 key = (event.tenant_id, event.task_id)
                 state = self._states.get(key)
@@ -314,6 +315,21 @@ class Ticker:
         except Exception:
             self.stats.bad_messages += 1
             log.exception("could not apply message on %s", msg.subject)
+
+    def _note_sequence(self, subject: str, seq: int) -> None:
+        """A message we cannot use still moves its task's sequence, which publishes check."""
+        try:
+            parts = parse_subject(subject)
+        except InvalidIdentifierError:
+            return
+        key = (parts.tenant_id, parts.task_id)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = TaskState(parts.tenant_id, parts.task_id)
+        state.last_seq = max(state.last_seq, seq)
+        waiters = self._waiters.get(key)
+        if waiters:
+            self._release(key, state.last_seq, waiters)
 
     def _release(
         self, key: TaskKey, seq: int, waiters: list[tuple[int, asyncio.Future[None]]]

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -196,12 +197,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 async def _replay_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     async with _connected(args, "dvp-scheduler-replay") as nc:
+        started = time.perf_counter()
         state = await _replay_state(nc.jetstream(), args.until)
+        elapsed = time.perf_counter() - started
     as_of = f" as of {args.until.isoformat()}" if args.until else ""
     skipped = sum(state.unknown_events.values()) + state.invalid_messages
     _say(
         f"replayed {state.events_applied} events up to stream sequence {state.sequence}{as_of}"
         + (f"; skipped {skipped} unknown or invalid messages" if skipped else "")
+        + f" in {elapsed:.2f} s ({state.sequence / elapsed if elapsed else 0:,.0f} messages/s)"
     )
     return _builtins(list_tasks(state, tenant_id=args.tenant, include_unregistered=True))
 

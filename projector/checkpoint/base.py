@@ -34,12 +34,14 @@ class Checkpoint(msgspec.Struct, kw_only=True):
         return self.state.sequence
 
 
-_encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder(Checkpoint)
+# JSON rather than MessagePack: result data may hold integers beyond 64 bits, which JSON events
+# carry and MessagePack cannot; msgspec writes JSON fast enough, and people can read it.
+_encoder: Final = msgspec.json.Encoder()
+_decoder: Final = msgspec.json.Decoder(Checkpoint)
 
 
 def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
-    """The checkpoint as MessagePack bytes."""
+    """The checkpoint as JSON bytes."""
     return _encoder.encode(checkpoint)
 
 

@@ -274,7 +274,7 @@ def test_subscriber_kit_checks_the_type_header_and_builds_filters() -> None:
     body = encode(event)
     assert decode_message(body, event_headers(event)) == event
     assert decode_message(body, None) == event
-    with pytest.raises(EventDecodeError, match="header Dvp-Event-Type says 'task.due.v1'"):
+    with pytest.raises(EventDecodeError, match=r"header Dvp-Event-Type says 'task\.due\.v1'"):
         decode_message(body, {"Dvp-Event-Type": "task.due.v1"})
     assert event_filters("acme", [EventKind.FAILED, EventKind.SKIPPED]) == [
         "dvp.tasks.acme.failed.>",

@@ -310,3 +310,15 @@ def _ticker_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
+
+
+async def test_a_bad_message_on_a_task_subject_does_not_stall_the_task(
+    js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
+) -> None:
+    await publish(js, registered("noisy.task", EVERY_SECOND))
+    await js.publish(subject_filter(TENANT, EventKind.DUE, "noisy.task"), b"not an event")
+    async with Ticker(connection) as ticker:
+        await js.publish(subject_filter(TENANT, EventKind.STARTED, "noisy.task"), b"{}")
+        await eventually(lambda: _count(js, "noisy.task", 2), within=6, message="fires")
+        assert ticker.stats.bad_messages == 2
+        assert ticker.stats.publish_errors == 0
