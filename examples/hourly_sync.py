@@ -1,8 +1,9 @@
 """Syncs records from a partner API that is flaky, rate-limited and sometimes refuses us.
 
-In production this runs hourly (``interval_seconds=3600``); the demo runs every 4 s so that
-retries and ``dvp_task_failed`` show within seconds: every third run is rate-limited first
-(retried after a short wait), and every seventh run is refused for bad credentials (no retry).
+In production this runs hourly (``interval_seconds=3600``); the demo runs every 3 s so that
+retries and ``dvp_task_failed`` show within seconds: the second run of every three is
+rate-limited at first (retried after a short wait), and every fourth run is refused for bad
+credentials (no retry).
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ class PartnerApi:
     async def fetch_records(self, tenant_id: str, execution_number: int, attempt: int) -> int:
         await asyncio.sleep(0.05)
         next(self._calls)
-        if execution_number % 7 == 0:
+        if execution_number % 4 == 0:
             raise AuthenticationError(f"API key for tenant {tenant_id} was revoked")
-        if execution_number % 3 == 0 and attempt == 1:
+        if execution_number % 3 == 2 and attempt == 1:
             raise RateLimitError("429 Too Many Requests")
         return 40 + execution_number % 10
 
@@ -67,7 +68,7 @@ class HourlySyncPlugin(Plugin, ScheduledTaskHooks):
             ScheduledTaskDefinition(
                 task_id="hourly-sync.partner-records",
                 name="Sync partner records",
-                schedule=TaskSchedule(interval_seconds=4),
+                schedule=TaskSchedule(interval_seconds=3),
                 description="Pull new and changed records from the partner API",
                 max_retries=2,
                 timeout_seconds=30,

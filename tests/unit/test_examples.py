@@ -66,12 +66,12 @@ async def test_flaky_sync_is_rate_limited_then_refused() -> None:
             outcomes.append(("retry", decision.decision.delay_seconds))
     assert outcomes == [
         ("ok", True),
-        ("ok", True),
         ("retry", 3),
         ("ok", True),
-        ("ok", True),
-        ("retry", 3),
         ("abort", True),
+        ("retry", 3),
+        ("ok", True),
+        ("ok", True),
     ]
 
 
