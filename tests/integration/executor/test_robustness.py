@@ -159,10 +159,10 @@ async def test_a_plugin_blocking_the_event_loop_is_named(
             return executor.stats.succeeded == 1
 
         await eventually(done, within=5, message="the blocking attempt done")
-        assert executor.blocked_loop_warnings == 1
+        assert executor.blocked_loop_warnings >= 1
     warnings = [r.getMessage() for r in caplog.records if "blocked for" in r.getMessage()]
-    assert len(warnings) == 1
-    assert "plugin 'slow'" in warnings[0]
-    assert "tests/plugins/slow.py" in warnings[0]
-    assert "dvp_execute_scheduled_task" in warnings[0]
+    named = [w for w in warnings if "plugin 'slow'" in w]
+    assert len(named) == 1, warnings
+    assert "tests/plugins/slow.py" in named[0]
+    assert "dvp_execute_scheduled_task" in named[0]
     assert len(await read_events(js, "dvp.tasks.default.succeeded.>")) == 1
