@@ -46,11 +46,13 @@ from contracts import (
     encode,
     event_headers,
     event_subject,
+    spread_offset,
     stream_config,
 )
 from dvp_scheduler.natsserver import BinaryNatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TENANT = "bench"
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 READY = re.compile(r"ticker ready: (\d+) tasks, (\d+) scheduled, start-up ([\d.]+)s")
 
@@ -68,7 +70,7 @@ def cron_for(n: int) -> str:
 def registration(task_id: str, schedule: Schedule, now: datetime) -> TaskRegistered:
     spec = TaskSpec(name=task_id, schedule=schedule, max_retries=0, timeout_seconds=60)
     return TaskRegistered(
-        tenant_id="bench",
+        tenant_id=TENANT,
         task_id=task_id,
         occurred_at=now,
         plugin="bench",
@@ -80,8 +82,18 @@ def registration(task_id: str, schedule: Schedule, now: datetime) -> TaskRegiste
 
 async def register(js: JetStreamContext, interval_tasks: int, cron_tasks: int) -> None:
     now = datetime.now(UTC)
+    # Offsets as registration gives them (spread by a hash of tenant and task), so the 1,000
+    # tasks fire 1,000 times a second rather than all in one millisecond.
     events = [
-        registration(f"every-second.t{n}", Schedule(interval_seconds=1, overlap="allow"), now)
+        registration(
+            f"every-second.t{n}",
+            Schedule(
+                interval_seconds=1,
+                offset_seconds=spread_offset(TENANT, f"every-second.t{n}", 1),
+                overlap="allow",
+            ),
+            now,
+        )
         for n in range(interval_tasks)
     ]
     events += [

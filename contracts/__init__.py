@@ -43,7 +43,14 @@ from contracts.identifiers import (
     validate_tenant_id,
 )
 from contracts.retry import GiveUp, Retry, RetryDecision, default_backoff_seconds, resolve_retry
-from contracts.schedule import Schedule, iter_fires, next_fire_after, next_fires, validate_schedule
+from contracts.schedule import (
+    Schedule,
+    iter_fires,
+    next_fire_after,
+    next_fires,
+    spread_offset,
+    validate_schedule,
+)
 from contracts.stream import STREAM_NAME, executor_consumer_config, stream_config
 from contracts.subjects import (
     ALL_DUE,
@@ -108,6 +115,7 @@ __all__ = [
     "next_fires",
     "parse_subject",
     "resolve_retry",
+    "spread_offset",
     "stream_config",
     "subject",
     "subject_filter",

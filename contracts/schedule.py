@@ -2,8 +2,11 @@
 
 Rules (see DESIGN.md, guarantee 4):
 
-* Interval schedules fire at whole multiples of the interval since the Unix epoch (UTC), so every
-  ticker computes the same instants: ``interval_seconds=300`` fires at :00, :05, :10, ...
+* Interval schedules fire at ``offset_seconds`` past each whole multiple of the interval since
+  the Unix epoch (UTC), so every ticker computes the same instants. Registration spreads the
+  offsets by a stable hash of (tenant, task) (`spread_offset`), so that a thousand tasks "every
+  minute" do not all fire in the same millisecond; an offset of 0 aligns with the clock
+  (``interval_seconds=300`` fires at :00, :05, :10, ...).
 * Cron schedules have five fields (``minute hour day month weekday``) or a macro (``@hourly``,
   ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``, ``@yearly``, ``@annually``) and are
   evaluated on the wall clock of the schedule's IANA time zone (UTC by default). When both day of
@@ -14,6 +17,7 @@ Rules (see DESIGN.md, guarantee 4):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -45,6 +49,8 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
 
     cron_expression: str | None = None
     interval_seconds: int | None = None
+    offset_seconds: float = 0.0
+    """Interval schedules only: fire this long after each multiple of the interval."""
     timezone: str = "UTC"
     jitter_seconds: float = 0.0
     catchup_window_seconds: float = DEFAULT_CATCHUP_WINDOW_SECONDS
@@ -73,6 +79,12 @@ def validate_schedule(schedule: Schedule) -> None:
             raise ScheduleError(
                 f"interval_seconds must be a positive whole number of seconds, got {interval!r}"
             )
+        offset = schedule.offset_seconds
+        if not _is_non_negative_number(offset) or offset >= interval:
+            raise ScheduleError(
+                f"offset_seconds must be >= 0 and below interval_seconds ({interval}), "
+                f"got {offset!r}"
+            )
     else:
         _zone(schedule.timezone)
         _compile_cron(str(schedule.cron_expression))
@@ -91,8 +103,9 @@ def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
     _require_aware(after)
     if schedule.interval_seconds is not None:
         interval = schedule.interval_seconds
-        k = math.floor(after.timestamp() / interval) + 1
-        return datetime.fromtimestamp(k * interval, UTC)
+        offset = schedule.offset_seconds
+        k = math.floor((after.timestamp() - offset) / interval) + 1
+        return datetime.fromtimestamp(k * interval + offset, UTC)
     if schedule.cron_expression is None:
         raise ScheduleError("schedule has neither cron_expression nor interval_seconds")
     cron = _compile_cron(schedule.cron_expression)
@@ -103,6 +116,16 @@ def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
         fire = _wall_to_utc(wall, zone)
         if fire > after:
             return fire
+
+
+def spread_offset(tenant_id: str, task_id: str, interval_seconds: int) -> float:
+    """A stable offset in ``[0, interval_seconds)`` for a task, to the millisecond.
+
+    The same (tenant, task) always gets the same offset, so every ticker agrees on the fires.
+    """
+    digest = hashlib.sha256(f"{tenant_id}/{task_id}".encode()).digest()
+    millis = int.from_bytes(digest[:8], "big") % (interval_seconds * 1000)
+    return millis / 1000
 
 
 def next_fires(schedule: Schedule, after: datetime, count: int) -> list[datetime]:

@@ -145,7 +145,7 @@ class PluginManager:
 
     def _register_one(self, registration: Registration, plugin: Plugin, definition: Any) -> None:
         try:
-            spec = task_spec(plugin, definition)
+            spec = task_spec(plugin, definition, registration.tenant_id)
         except TaskDefinitionError as error:
             registration.errors.append(error)
             return

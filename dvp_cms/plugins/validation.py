@@ -10,6 +10,7 @@ from contracts import (
     Schedule,
     ScheduleError,
     TaskSpec,
+    spread_offset,
     validate_schedule,
     validate_task_id,
 )
@@ -22,8 +23,9 @@ from dvp_cms.plugins.hooks.scheduled_tasks import (
 )
 
 
-def task_spec(plugin: Plugin, definition: Any) -> TaskSpec:
-    """The contract form of ``definition``; raise `TaskDefinitionError` saying what to fix."""
+def task_spec(plugin: Plugin, definition: Any, tenant_id: str) -> TaskSpec:
+    """The contract form of ``definition`` for ``tenant_id``; raise `TaskDefinitionError`
+    saying what to fix."""
     plugin_name = plugin.name
     if not isinstance(definition, ScheduledTaskDefinition):
         raise TaskDefinitionError(
@@ -54,8 +56,8 @@ def task_spec(plugin: Plugin, definition: Any) -> TaskSpec:
             task_id,
             f"schedule must be a TaskSchedule, got {type(definition.schedule).__name__}",
         )
-    schedule = _schedule(definition.schedule)
     try:
+        schedule = _schedule(definition.schedule, tenant_id, task_id)
         validate_schedule(schedule)
     except ScheduleError as error:
         raise TaskDefinitionError(plugin_name, task_id, str(error)) from None
@@ -68,10 +70,17 @@ def task_spec(plugin: Plugin, definition: Any) -> TaskSpec:
     )
 
 
-def _schedule(schedule: TaskSchedule) -> Schedule:
+def _schedule(schedule: TaskSchedule, tenant_id: str, task_id: str) -> Schedule:
+    offset = schedule.offset_seconds
+    interval = schedule.interval_seconds
+    if offset is not None and interval is None:
+        raise ScheduleError("offset_seconds applies to interval schedules only; remove it")
+    if offset is None and isinstance(interval, int) and not isinstance(interval, bool):
+        offset = spread_offset(tenant_id, task_id, interval) if interval > 0 else 0.0
     return Schedule(
         cron_expression=schedule.cron_expression,
-        interval_seconds=schedule.interval_seconds,
+        interval_seconds=interval,
+        offset_seconds=0.0 if offset is None else offset,
         timezone=schedule.timezone,
         jitter_seconds=schedule.jitter_seconds,
         catchup_window_seconds=schedule.catchup_window_seconds,

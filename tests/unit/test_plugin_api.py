@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts import Schedule
+from contracts import Schedule, spread_offset
 from dvp_cms.plugins import (
     BadTaskResultError,
     PluginLoadError,
@@ -136,6 +136,9 @@ class TestRegistration:
         assert cron.spec.schedule == Schedule(cron_expression="30 4 * * *")
         assert (cron.spec.max_retries, cron.spec.timeout_seconds) == (2, 900.0)
         assert interval.spec.schedule.interval_seconds == 300
+        # No offset given: spread over the interval by a stable hash of tenant and task.
+        expected = spread_offset("acme", "market-feed.refresh-prices", 300)
+        assert interval.spec.schedule.offset_seconds == expected
         assert interval.plugin.name == "market-feed"
         assert len(cron.definition_hash) == 32
         assert cron.definition_hash != interval.definition_hash
@@ -219,6 +222,29 @@ class TestRegistration:
         message = str(error)
         assert message.startswith(f"plugin 'bad', task {definition.task_id!r}: ")
         assert problem in message
+
+    async def test_explicit_offsets_align_and_crons_take_none(self) -> None:
+        class Aligned(Plugin, ScheduledTaskHooks):
+            name = "aligned"
+
+            def dvp_register_scheduled_tasks(
+                self, ctx: HookContext
+            ) -> list[ScheduledTaskDefinition]:
+                return [
+                    ScheduledTaskDefinition(
+                        "aligned.five", "F", TaskSchedule(interval_seconds=300, offset_seconds=0)
+                    ),
+                    ScheduledTaskDefinition(
+                        "aligned.cron",
+                        "C",
+                        TaskSchedule(cron_expression="0 * * * *", offset_seconds=5),
+                    ),
+                ]
+
+        registration = await PluginManager([Aligned()]).collect_tasks("acme")
+        assert registration.tasks["aligned.five"].spec.schedule.offset_seconds == 0
+        [error] = registration.errors
+        assert "offset_seconds applies to interval schedules only" in str(error)
 
     async def test_two_plugins_declaring_one_task_id(self) -> None:
         class Copycat(ArchivePlugin):

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts import Schedule, ScheduleError, next_fire_after, next_fires, validate_schedule
+from contracts import (
+    Schedule,
+    ScheduleError,
+    next_fire_after,
+    next_fires,
+    spread_offset,
+    validate_schedule,
+)
 from contracts.schedule import iter_fires
 
 
@@ -228,6 +235,41 @@ def test_cron_fires_match_a_brute_force_walk(
     assert fires == brute_force_fires(cron, zone, begin, end)
     assert all(a < b for a, b in itertools.pairwise(fires))
     assert all(f.tzinfo is UTC for f in fires)
+
+
+@given(
+    interval=st.integers(1, 90_000),
+    fraction=st.floats(0, 1, exclude_max=True),
+    start=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_interval_offsets_shift_every_fire(interval: int, fraction: float, start: datetime) -> None:
+    offset = round(interval * fraction, 3) % interval
+    fires = next_fires(Schedule(interval_seconds=interval, offset_seconds=offset), start, 3)
+    assert start < fires[0] <= start + timedelta(seconds=interval)
+    for fire in fires:
+        assert (
+            abs(
+                (fire.timestamp() - offset) / interval
+                - round((fire.timestamp() - offset) / interval)
+            )
+            < 1e-6
+        )
+
+
+def test_spread_offsets_are_stable_in_range_and_spread() -> None:
+    offsets = [spread_offset("acme", f"feed.t{n}", 60) for n in range(1000)]
+    assert offsets == [spread_offset("acme", f"feed.t{n}", 60) for n in range(1000)]
+    assert all(0 <= o < 60 for o in offsets)
+    per_second = [sum(1 for o in offsets if int(o) == s) for s in range(60)]
+    assert max(per_second) < 40  # about 17 per second, never a pile-up
+    assert spread_offset("acme", "a.b", 300) != spread_offset("other", "a.b", 300)
+
+
+def test_an_offset_at_or_beyond_the_interval_is_refused() -> None:
+    with pytest.raises(ScheduleError, match="offset_seconds must be >= 0 and below"):
+        validate_schedule(Schedule(interval_seconds=60, offset_seconds=60))
 
 
 @given(

@@ -19,7 +19,11 @@ class TaskSchedule:
     Attributes:
         cron_expression: five fields (``minute hour day month weekday``) or a macro such as
             ``@hourly``, evaluated in ``timezone``.
-        interval_seconds: run every this many seconds (at multiples of it since the epoch).
+        interval_seconds: run every this many seconds.
+        offset_seconds: where in each interval the task fires: this many seconds after each
+            multiple of the interval since the epoch (0 aligns with the clock: every 300 s runs
+            at :00, :05, ...). ``None`` (the default) spreads tasks over the interval by a
+            stable hash of tenant and task id, so that many tasks do not fire at once.
         timezone: IANA time zone of the cron expression (``UTC`` by default).
         jitter_seconds: delay each fire by a random 0..jitter seconds, to spread load.
         catchup_window_seconds: after downtime, the newest missed fire runs once if it is at
@@ -29,6 +33,7 @@ class TaskSchedule:
 
     cron_expression: str | None = None
     interval_seconds: int | None = None
+    offset_seconds: float | None = None
     timezone: str = "UTC"
     jitter_seconds: float = 0.0
     catchup_window_seconds: float = 3600.0
