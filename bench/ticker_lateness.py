@@ -1,11 +1,14 @@
 """How late is a ``TaskDue``? The ticker under 1,000 fires per second and 100,000 cron tasks.
 
-Registers 1,000 tasks on a 1 s interval and 100,000 on assorted crons (hourly, daily and weekly
-at spread minutes, in five time zones), starts ``dvp-scheduler ticker`` as its own process,
-lets it run, and prints:
+Registers 1,000 tasks on a 1 s interval (offsets spread as registration spreads them) and
+100,000 on assorted crons (10% hourly, 60% daily, 30% weekly, at scattered minutes, in five time
+zones), starts ``dvp-scheduler ticker`` as its own process, lets it run, and prints:
 
 * the lateness of each ``TaskDue``: the stream's own timestamp of the message minus the fire
-  instant it is for, as p50 / p99 / max;
+  instant it is for, as p50 / p99 / max, over a window that starts ``--warmup`` seconds after
+  the ticker is ready and (unless ``--no-boundary``) contains a minute boundary, where about
+  200 crons fire at the same instant;
+* the ticker's CPU use during the window;
 * the ticker's resident memory (peak and at the end);
 * its start-up time with all those tasks: from spawning the process to its "ready" log line,
   and the part of it the ticker itself measured (connect, read the stream, build the heap).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import signal
@@ -58,11 +62,17 @@ READY = re.compile(r"ticker ready: (\d+) tasks, (\d+) scheduled, start-up ([\d.]
 
 
 def cron_for(n: int) -> str:
-    minute, hour, weekday = n % 60, (n // 60) % 24, (n // 1440) % 7
+    """An assorted mix: 10% hourly, 60% daily, 30% weekly, at scattered minutes and hours.
+
+    At a minute boundary about 200 crons fire at once (hourly ones share 60 minute slots); the
+    measured window always contains one (see ``--no-boundary``).
+    """
+    spread = int.from_bytes(hashlib.blake2b(n.to_bytes(4, "big"), digest_size=4).digest(), "big")
+    minute, hour, weekday = spread % 60, (spread // 60) % 24, (spread // 1440) % 7
     kind = n % 10
-    if kind < 5:
+    if kind < 1:
         return f"{minute} * * * *"  # hourly
-    if kind < 8:
+    if kind < 7:
         return f"{minute} {hour} * * *"  # daily
     return f"{minute} {hour} * * {weekday}"  # weekly
 
@@ -115,8 +125,10 @@ async def register(js: JetStreamContext, interval_tasks: int, cron_tasks: int) -
     await asyncio.gather(*pending)
 
 
-async def lateness_ms(js: JetStreamContext, since: datetime) -> tuple[list[float], list[float]]:
-    """Lateness of each ``schedule`` TaskDue published after ``since``: (1 s tasks, crons)."""
+async def lateness_ms(
+    js: JetStreamContext, since: datetime, until: datetime
+) -> tuple[list[float], list[float]]:
+    """Lateness of each ``schedule`` TaskDue whose fire is in [since, until): (1 s, crons)."""
     info = await js.stream_info(STREAM_NAME, subjects_filter=ALL_DUE)
     interval: list[float] = []
     cron: list[float] = []
@@ -129,7 +141,7 @@ async def lateness_ms(js: JetStreamContext, since: datetime) -> tuple[list[float
         metadata = msg.metadata
         if isinstance(event, TaskDue) and event.trigger == "schedule":
             late = (metadata.timestamp - event.scheduled_for).total_seconds() * 1000
-            if event.scheduled_for >= since:
+            if since <= event.scheduled_for < until:
                 (interval if event.task_id.startswith("every") else cron).append(late)
         if metadata.num_pending == 0:
             done.set()
@@ -151,6 +163,12 @@ async def lateness_ms(js: JetStreamContext, since: datetime) -> tuple[list[float
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -205,16 +223,24 @@ async def main(args: argparse.Namespace) -> None:
             f"start-up with {args.interval_tasks + args.cron_tasks} tasks: {wall:.2f}s to "
             f"ready (process start included), {own:.2f}s measured by the ticker"
         )
+        await asyncio.sleep(args.warmup)  # the start-up pass (catch-ups) is not steady state
+        if not args.no_boundary and args.duration < 60:
+            # Start so that a minute boundary, when the crons fire together, is mid-window.
+            second = datetime.now(UTC).second + datetime.now(UTC).microsecond / 1e6
+            await asyncio.sleep((60 - args.duration / 2 - second) % 60)
         since = datetime.now(UTC)
+        cpu_before = cpu_seconds(process.pid)
         peak = 0.0
         deadline = time.monotonic() + args.duration
         while time.monotonic() < deadline:
             peak = max(peak, rss_mb(process.pid))
             await asyncio.sleep(0.5)
+        until = datetime.now(UTC)
+        cpu = (cpu_seconds(process.pid) - cpu_before) / args.duration * 100
         end_rss, high_water = rss_mb(process.pid), rss_mb(process.pid, "VmHWM")
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-        interval, cron = await lateness_ms(js, since)
+        interval, cron = await lateness_ms(js, since, until)
         everything = interval + cron
         print(
             f"ran {args.duration:g}s: {len(everything)} TaskDue "
@@ -227,6 +253,7 @@ async def main(args: argparse.Namespace) -> None:
                     f"lateness {name:>9}: p50 {percentile(values, 0.5):7.1f} ms   "
                     f"p99 {percentile(values, 0.99):7.1f} ms   max {max(values):7.1f} ms"
                 )
+        print(f"ticker CPU: {cpu:.0f}% of one core during the window")
         print(f"ticker RSS: {end_rss:.0f} MB at the end, peak {max(peak, high_water):.0f} MB")
         await nc.close()
     finally:
@@ -243,4 +270,12 @@ if __name__ == "__main__":
     parser.add_argument("--interval-tasks", type=int, default=1000)
     parser.add_argument("--cron-tasks", type=int, default=100_000)
     parser.add_argument("--nats-url", help="an existing server (default: start one)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds after ready not measured (2)"
+    )
+    parser.add_argument(
+        "--no-boundary",
+        action="store_true",
+        help="do not place a minute boundary (crons firing together) inside the window",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -18,7 +18,6 @@ Rules (see DESIGN.md, guarantee 4):
 from __future__ import annotations
 
 import hashlib
-import math
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +40,8 @@ DEFAULT_CATCHUP_WINDOW_SECONDS: Final = 3600.0
 
 _MAX_SCAN_DAYS: Final = 366 * 9  # the rarest valid day, 29 February, can be 8 years away
 _ONE_MINUTE: Final = timedelta(minutes=1)
+_ONE_MICROSECOND: Final = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MONTH_LENGTHS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -102,10 +103,12 @@ def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
     """The first fire instant strictly after ``after`` (an aware datetime), in UTC."""
     _require_aware(after)
     if schedule.interval_seconds is not None:
-        interval = schedule.interval_seconds
-        offset = schedule.offset_seconds
-        k = math.floor((after.timestamp() - offset) / interval) + 1
-        return datetime.fromtimestamp(k * interval + offset, UTC)
+        # Whole microseconds: float seconds would round a fire onto itself and repeat it.
+        micros = (after - _EPOCH) // _ONE_MICROSECOND
+        interval = schedule.interval_seconds * 1_000_000
+        offset = round(schedule.offset_seconds * 1_000_000)
+        k = (micros - offset) // interval + 1
+        return _EPOCH + timedelta(microseconds=k * interval + offset)
     if schedule.cron_expression is None:
         raise ScheduleError("schedule has neither cron_expression nor interval_seconds")
     cron = _compile_cron(schedule.cron_expression)

@@ -17,9 +17,8 @@ still has an execution without a terminal event is recorded as ``TaskSkipped`` (
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from contracts.events import (
@@ -162,18 +161,15 @@ def fires_between(schedule: Schedule, after: datetime, until: datetime) -> DueFi
     """The fire instants ``f`` of ``schedule`` with ``after < f <= until``."""
     if until <= after:
         return DueFires(0, None, None)
-    interval = schedule.interval_seconds
-    if interval is not None:
-        first = math.floor(after.timestamp() / interval) + 1
-        last = math.floor(until.timestamp() / interval)
-        count = max(0, last - first + 1)
-        if count == 0:
+    if schedule.interval_seconds is not None:
+        # Exact timedelta arithmetic from the schedule's own next fire (offset included).
+        first = next_fire_after(schedule, after)
+        if first > until:
             return DueFires(0, None, None)
-        return DueFires(
-            count,
-            datetime.fromtimestamp(last * interval, UTC),
-            datetime.fromtimestamp((last - 1) * interval, UTC) if count > 1 else None,
-        )
+        step = timedelta(seconds=schedule.interval_seconds)
+        count = (until - first) // step + 1
+        last = first + (count - 1) * step
+        return DueFires(count, last, last - step if count > 1 else None)
     count = 0
     newest: datetime | None = None
     previous: datetime | None = None

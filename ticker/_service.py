@@ -20,7 +20,6 @@ again. ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the strea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -381,21 +380,31 @@ class Ticker:
             self._wake.set()
 
     async def _timing_loop(self) -> None:
-        heap, busy = self._heap, self._busy
-        while True:
-            self._wake.clear()
-            for key in heap.pop_due(time.time()):
-                if key not in busy:
-                    busy.add(key)
-                    self._spawn(self._fire(key))
-            head = heap.next_at()
-            if head is None:
-                await self._wake.wait()
-                continue
-            delay = head - time.time()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+        heap, busy, wake = self._heap, self._busy, self._wake
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        try:
+            while True:
+                wake.clear()
+                for key in heap.pop_due(time.time()):
+                    if key not in busy:
+                        busy.add(key)
+                        self._spawn(self._fire(key))
+                head = heap.next_at()
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                if head is not None:
+                    delay = head - time.time()
+                    if delay <= 0:
+                        await asyncio.sleep(0)  # let the fires just spawned run first
+                        continue
+                    # A timer, not wait_for: no task is created per wake-up at 1,000 fires/s.
+                    timer = loop.call_later(delay, wake.set)
+                await wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         job = asyncio.create_task(coroutine)

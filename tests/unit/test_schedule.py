@@ -258,6 +258,25 @@ def test_interval_offsets_shift_every_fire(interval: int, fraction: float, start
         )
 
 
+@given(
+    interval=st.integers(1, 3600),
+    task=st.text("abcdef", min_size=1, max_size=8),
+    start=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_stepping_from_a_fire_never_returns_the_same_fire(
+    interval: int, task: str, start: datetime
+) -> None:
+    schedule = Schedule(
+        interval_seconds=interval, offset_seconds=spread_offset("t", task, interval)
+    )
+    fire = next_fire_after(schedule, start)
+    following = next_fire_after(schedule, fire)
+    assert following - fire == timedelta(seconds=interval)
+    assert next_fire_after(schedule, fire - timedelta(microseconds=1)) == fire
+
+
 def test_spread_offsets_are_stable_in_range_and_spread() -> None:
     offsets = [spread_offset("acme", f"feed.t{n}", 60) for n in range(1000)]
     assert offsets == [spread_offset("acme", f"feed.t{n}", 60) for n in range(1000)]
