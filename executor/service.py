@@ -26,7 +26,6 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from nats.js.errors import APIError
 
 from contracts import (
@@ -51,6 +50,8 @@ from dvp_cms.plugins import (
     discover_plugins,
 )
 from executor import _stream
+from executor._pull import PullFeed
+from executor._stream import Recorded, Recorder
 from executor._watchdog import LoopWatchdog
 from executor.errors import BadInputError, ExecutorSetupError, UnknownTaskError
 from executor.outcomes import (
@@ -70,6 +71,9 @@ log = logging.getLogger("executor")
 _PUBLISH_BACKOFF_MAX_SECONDS: Final = 5.0
 _API_ERROR_ATTEMPTS: Final = 3
 _REGISTRATION_CONFLICT_ATTEMPTS: Final = 5
+_PUBLISH_TIMEOUT_SECONDS: Final = 5.0
+"""How long the stream may take to acknowledge one event before it is sent again."""
+_LATE_WAKEUP_SECONDS: Final = 2.0
 
 
 def _utcnow() -> datetime:
@@ -135,7 +139,8 @@ class Executor:
         self._registry: dict[tuple[str, str], RegisteredTask] = {}
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._feed: PullFeed | None = None
+        self._recorder: Recorder | None = None
         self._direct = True
         self._ack_wait = self._settings.ack_wait_seconds
         self._in_flight: dict[asyncio.Task[None], _InFlight] = {}
@@ -283,11 +288,22 @@ class Executor:
             )
             self._ack_wait = float(consumer.config.ack_wait or settings.ack_wait_seconds)
             await self.reload()
-            self._sub = await js.pull_subscribe_bind(durable=settings.durable, stream=STREAM_NAME)
+            self._recorder = Recorder(self._nc, _PUBLISH_TIMEOUT_SECONDS)
+            await self._recorder.start()
+            self._feed = PullFeed(
+                self._nc,
+                STREAM_NAME,
+                settings.durable,
+                accept=self._accept,
+                changed=self._slot_freed.set,
+                expires=settings.fetch_timeout_seconds,
+            )
+            await self._feed.start()
             self._watchdog.start()
             self._consumer = asyncio.create_task(self._consume(), name="executor-consume")
             self._helpers = [
                 asyncio.create_task(self._heartbeat(), name="executor-heartbeat"),
+                asyncio.create_task(self._expire_publishes(), name="executor-publish-timeouts"),
                 asyncio.create_task(self._reloader(), name="executor-reload"),
             ]
         except BaseException:
@@ -356,10 +372,12 @@ class Executor:
         self._helpers = []
         self._watchdog.stop()
         self._stopped.set()
-        if self._sub is not None:
-            with suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
+        if self._recorder is not None:
+            await self._recorder.close()
+            self._recorder = None
         if self._nc is not None:
             self._closing = True
             with suppress(Exception):
@@ -369,39 +387,61 @@ class Executor:
     # -- the consumer loop ----------------------------------------------------------------
 
     async def _consume(self) -> None:
-        sub = self._sub
-        assert sub is not None
+        feed = self._feed
+        assert feed is not None
+        limit = self._settings.concurrency
+        # Pull again once this many slots are free (or nothing is requested any more): fewer,
+        # larger requests, while the slots never stay empty for long.
+        least = max(1, limit // 8)
+        longest_wait = self._settings.fetch_timeout_seconds + _LATE_WAKEUP_SECONDS
         pause = 0.1
         try:
             while not self._stopping.is_set():
-                free = self._settings.concurrency - len(self._in_flight)
-                if free <= 0:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
-                    continue
-                try:
-                    messages = await sub.fetch(
-                        batch=free, timeout=self._settings.fetch_timeout_seconds
-                    )
-                except TimeoutError:
-                    continue
-                except Exception as error:  # a server or connection problem: wait and retry
+                if feed.problem is not None:
                     log.warning(
-                        "pulling from %s failed (%s: %s); retrying in %.1fs",
+                        "pulling from %s failed (%s); retrying in %.1fs",
                         self._settings.durable,
-                        type(error).__name__,
-                        error,
+                        feed.problem,
                         pause,
                     )
+                    feed.problem = None
                     await self._sleep_unless_stopping(pause)
                     pause = min(pause * 2, _PUBLISH_BACKOFF_MAX_SECONDS)
                     await self._reensure_consumer()
                     continue
-                pause = 0.1
-                for msg in messages:
-                    self._spawn(msg)
+                outstanding = feed.outstanding
+                wanted = limit - len(self._in_flight) - outstanding
+                if wanted > 0 and (wanted >= least or outstanding == 0):
+                    try:
+                        await feed.request(wanted)
+                    except Exception as error:  # a connection problem: wait and retry
+                        log.warning(
+                            "pulling from %s failed (%s: %s); retrying in %.1fs",
+                            self._settings.durable,
+                            type(error).__name__,
+                            error,
+                            pause,
+                        )
+                        await self._sleep_unless_stopping(pause)
+                        pause = min(pause * 2, _PUBLISH_BACKOFF_MAX_SECONDS)
+                    else:
+                        pause = 0.1
+                    continue
+                self._slot_freed.clear()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(longest_wait):
+                        await self._slot_freed.wait()
         finally:
+            # Stop receiving at once: the server gives the open requests' work to others.
+            await feed.close()
             self._stopped.set()
+
+    def _accept(self, msg: Msg) -> bool:
+        """Take a delivered message, unless stopping or full (then it is given back)."""
+        if self._stopping.is_set() or len(self._in_flight) >= self._settings.concurrency:
+            return False
+        self._spawn(msg)
+        return True
 
     async def _reensure_consumer(self) -> None:
         with suppress(Exception):
@@ -438,6 +478,13 @@ class Executor:
                     await attempt.msg.in_progress()
                 except Exception as error:
                     log.debug("heartbeat failed: %s", error)
+
+    async def _expire_publishes(self) -> None:
+        """Fail publishes the stream did not acknowledge in time, so that they are retried."""
+        while True:
+            await asyncio.sleep(0.5)
+            if self._recorder is not None:
+                self._recorder.expire()
 
     async def _reloader(self) -> None:
         while True:
@@ -480,7 +527,7 @@ class Executor:
                     await self._settle(msg, record, "ack")
                     return
             outcome = await self._run(js, due, task)
-            await self._record(js, outcome)
+            await self._record(outcome)
             await self._settle(msg, record, "ack")
             self._count(outcome)
         except asyncio.CancelledError:
@@ -538,8 +585,32 @@ class Executor:
         started = started_event(
             due, worker=self.worker, now=self._clock(), timeout_seconds=spec.timeout_seconds
         )
-        await self._record(js, started)
+        # TaskStarted is confirmed while the plugin runs, and before the outcome is sent, so
+        # that the stream still holds them in that order.
+        try:
+            sent: asyncio.Future[Recorded] | None = await self._require_recorder().send(started)
+        except Exception as error:
+            log.debug("sending %s failed: %s", event_type(started), error)
+            sent = None
         self.stats.started += 1
+        try:
+            outcome = await self._attempt(js, manager, due, task, started.deadline)
+            await self._record(started, sent)
+        except BaseException:
+            if sent is not None:
+                sent.cancel()
+            raise
+        return outcome
+
+    async def _attempt(
+        self,
+        js: JetStreamContext,
+        manager: PluginManager,
+        due: TaskDue,
+        task: RegisteredTask,
+        deadline: datetime,
+    ) -> TaskSucceeded | RetryScheduled | TaskFailed:
+        spec = task.spec
         previous = None
         if due.attempt > 1:
             try:
@@ -547,7 +618,7 @@ class Executor:
             except Exception as error:
                 log.debug("could not read the previous error: %s", error)
         context = execution_context(
-            due, max_retries=spec.max_retries, deadline=started.deadline, previous_error=previous
+            due, max_retries=spec.max_retries, deadline=deadline, previous_error=previous
         )
         result = await self._execute(manager, task, context)
         decision = None
@@ -591,14 +662,19 @@ class Executor:
             return result_of_exception(error, _ms(began))
         return result_of_return(task.plugin.name, task.task_id, value, _ms(began))
 
-    async def _record(self, js: JetStreamContext, event: Event) -> PubAck:
-        """Publish until the stream has it; transport errors are retried without end (the
-        attempt's heartbeats continue meanwhile), a refusal by the server a few times."""
+    async def _record(self, event: Event, sent: asyncio.Future[Recorded] | None = None) -> Recorded:
+        """Publish until the stream has it (``sent``: it was already sent, this is the
+        answer); transport errors are retried without end (the attempt's heartbeats continue
+        meanwhile), a refusal by the server a few times. The message id makes a retry of an
+        event that was stored after all a duplicate, not a second copy."""
+        recorder = self._require_recorder()
         pause = 0.1
         refusals = 0
         while True:
             try:
-                ack = await _stream.publish(js, event)
+                if sent is None:
+                    sent = await recorder.send(event)
+                ack = await sent
             except APIError as error:
                 refusals += 1
                 if refusals >= _API_ERROR_ATTEMPTS:
@@ -610,6 +686,7 @@ class Executor:
                 if ack.duplicate:
                     log.debug("%s was already recorded", event_type(event))
                 return ack
+            sent = None
             log.warning(
                 "recording %s of %s failed: %s; retrying in %.1fs",
                 event_type(event),
@@ -698,6 +775,11 @@ class Executor:
             raise ExecutorSetupError("the executor is not running: use it with 'async with'")
         return self._js
 
+    def _require_recorder(self) -> Recorder:
+        if self._recorder is None:
+            raise ExecutorSetupError("the executor is not running: use it with 'async with'")
+        return self._recorder
+
     def _plugin_modules(self) -> dict[str, str]:
         return {type(plugin).__module__: plugin.name for plugin in self._manager.plugins}
 
@@ -725,6 +807,9 @@ class Executor:
 
     async def _on_reconnected(self) -> None:
         log.info("NATS: reconnected")
+        if self._feed is not None:  # the server may have lost the open pull requests
+            self._feed.reset()
+            self._slot_freed.set()
 
 
 def _ms(began: float) -> int:
