@@ -20,9 +20,11 @@ again. ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the strea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
+from asyncio import Future
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +35,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, PubAck
 from nats.js.errors import APIError, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,6 +139,9 @@ class Ticker:
         self._live = False
         self._failure: BaseException | None = None
         self._slots = asyncio.Semaphore(self._settings.max_in_flight)
+        self._ack_prefix = ""
+        self._ack_counter = 0
+        self._acks: dict[str, Future[PubAck]] = {}
         self._subscription: JetStreamContext.PushSubscription | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -151,6 +156,8 @@ class Ticker:
         try:
             self._js = self._nc.jetstream()
             await self._ensure_stream()
+            self._ack_prefix = f"{self._nc.new_inbox()}."
+            await self._nc.subscribe(f"{self._ack_prefix}*", cb=self._on_ack)
             await self._start_follower()
             try:
                 await asyncio.wait_for(self._ready.wait(), self._settings.startup_timeout_seconds)
@@ -386,10 +393,10 @@ class Ticker:
         try:
             while True:
                 wake.clear()
-                for key in heap.pop_due(time.time()):
-                    if key not in busy:
-                        busy.add(key)
-                        self._spawn(self._fire(key))
+                batch = [key for key in heap.pop_due(time.time()) if key not in busy]
+                if batch:
+                    busy.update(batch)
+                    self._spawn(self._fire_batch(batch))
                 head = heap.next_at()
                 if timer is not None:
                     timer.cancel()
@@ -411,6 +418,93 @@ class Ticker:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
+    async def _fire_batch(self, keys: list[TaskKey]) -> None:
+        """Fire tasks due at the same moment: decide and send every publish before awaiting any
+        acknowledgement, so that a burst (crons sharing a minute) is in the stream within
+        milliseconds. A publish that is refused or fails goes the guarded one-by-one way."""
+        assert self._js is not None
+        now = datetime.now(UTC)
+        sent: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, asyncio.Future[PubAck]]] = []
+        alone: list[TaskKey] = []
+        for key in keys:
+            state = self._states.get(key)
+            event = decide(state, now) if state is not None else None
+            if state is None or event is None:
+                self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+                continue
+            try:
+                subject = event_subject(event)
+            except InvalidIdentifierError as error:
+                log.error("not publishing for %s/%s: %s", *key, error)
+                self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+                continue
+            try:
+                future = await self._send(subject, encode(event), _guard_headers(event, state))
+            except Exception:
+                alone.append(key)
+                continue
+            sent.append((key, state, event, future))
+        if sent:
+            await asyncio.wait(
+                [future for *_, future in sent], timeout=self._settings.publish_timeout_seconds
+            )
+        for key, state, event, future in sent:
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                future.cancel()  # refused (another ticker was first), timed out or failed
+                alone.append(key)
+                continue
+            self._record(state, event, future.result())
+            self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+        for key in alone:
+            self._spawn(self._fire(key))  # still marked busy
+
+    async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Future[PubAck]:
+        """Publish into the stream and return the future of its acknowledgement, without
+        yielding to the event loop (nats-py's ``publish_async`` yields on every call, so a burst
+        would be sent interleaved with the acknowledgements of its first messages)."""
+        assert self._nc is not None
+        self._ack_counter += 1
+        token = str(self._ack_counter)
+        future: Future[PubAck] = asyncio.get_running_loop().create_future()
+        self._acks[token] = future
+        try:
+            await self._nc.publish(
+                subject, payload, reply=self._ack_prefix + token, headers=headers
+            )
+        except BaseException:
+            del self._acks[token]
+            raise
+        future.add_done_callback(lambda _: self._acks.pop(token, None))
+        return future
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
+        if future is None or future.done():
+            return
+        try:
+            body = json.loads(msg.data)
+            if "error" in body:
+                future.set_exception(APIError.from_error(body["error"]))
+            else:
+                future.set_result(PubAck.from_response(body))
+        except Exception as error:  # no responders, or a reply we cannot read
+            future.set_exception(error)
+
+    def _done(self, key: TaskKey, not_before: float | None) -> None:
+        self._busy.discard(key)
+        self._reschedule(key, not_before)
+
+    def _record(self, state: TaskState, event: TaskDue | TaskSkipped, ack: PubAck) -> None:
+        if ack.duplicate:
+            self.stats.duplicates += 1
+            apply_event(state, event)
+            return
+        apply_event(state, event, ack.seq)
+        if isinstance(event, TaskDue):
+            self.stats.due_published += 1
+        else:
+            self.stats.skipped_published += 1
+
     async def _fire(self, key: TaskKey) -> None:
         not_before: float | None = time.time() + _NOTHING_DUE_PAUSE
         try:
@@ -431,8 +525,6 @@ class Ticker:
         should be tried again later.
         """
         assert self._js is not None
-        tenant_id, task_id = key
-        task_filter = f"{PREFIX}.{tenant_id}.*.{task_id}"
         for _ in range(_MAX_DECISIONS):
             state = self._states.get(key)
             if state is None:
@@ -445,8 +537,7 @@ class Ticker:
             except InvalidIdentifierError as error:
                 log.error("not publishing for %s/%s: %s", *key, error)
                 return True
-            headers = event_headers(event, expected_last_subject_sequence=state.last_seq)
-            headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = task_filter
+            headers = _guard_headers(event, state)
             try:
                 async with self._slots:
                     ack = await self._js.publish(
@@ -464,15 +555,7 @@ class Ticker:
                 if not await self._caught_up(key, actual):
                     return False
                 continue
-            if ack.duplicate:
-                self.stats.duplicates += 1
-                apply_event(state, event)
-            else:
-                apply_event(state, event, ack.seq)
-                if isinstance(event, TaskDue):
-                    self.stats.due_published += 1
-                else:
-                    self.stats.skipped_published += 1
+            self._record(state, event, ack)
             return True
         return False
 
@@ -533,3 +616,12 @@ class Ticker:
             await msg.ack()
         else:
             await msg.nak(delay=self._settings.backoff_seconds)
+
+
+def _guard_headers(event: TaskDue | TaskSkipped, state: TaskState) -> dict[str, str]:
+    """Headers that make the publish conditional on everything the stream holds on the task."""
+    headers = event_headers(event, expected_last_subject_sequence=state.last_seq)
+    headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = (
+        f"{PREFIX}.{state.tenant_id}.*.{state.task_id}"
+    )
+    return headers

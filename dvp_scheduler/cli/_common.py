@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -77,13 +78,18 @@ class Service(AbstractAsyncContextManager["Service"], Protocol):
         """Return once the service has stopped (on `stop`, or on a fatal error)."""
 
 
-async def serve(service: Service) -> None:
-    """Run ``service`` until SIGINT or SIGTERM, then stop it gracefully."""
+async def serve(service: Service, *, on_ready: Callable[[], object] | None = None) -> None:
+    """Run ``service`` until SIGINT or SIGTERM, then stop it gracefully.
+
+    ``on_ready`` runs once the service has started (e.g. a process-wide tuning step).
+    """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.stop)
     try:
         async with service:
+            if on_ready is not None:
+                on_ready()
             await service.wait_stopped()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 
 from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments, serve
 from ticker import Ticker
@@ -23,5 +24,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _run(args: argparse.Namespace) -> int:
     connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
-    asyncio.run(serve(Ticker(connection)))
+    # Start-up builds state for every task; freezing it keeps the garbage collector from
+    # rescanning 100,000 long-lived objects in the middle of a burst of fires.
+    asyncio.run(serve(Ticker(connection), on_ready=gc.freeze))
     return 0
