@@ -1,9 +1,11 @@
 """Executor throughput: no-op tasks through 2 executor processes vs. the raw limit.
 
 (a) raw: 2 bare nats-py worker processes on the same shared durable pull consumer doing the
-    same round trip as an attempt at its barest: pull a ``TaskDue``, publish one event (with a
-    message id, awaiting the stream's ack), ack the ``TaskDue``; same in-flight bound, same
-    refill-as-slots-free loop.
+    same round trip as an attempt at its barest: pull a ``TaskDue``, publish one event (a
+    ``TaskSucceeded`` of the same size and headers as the executor's, with a message id,
+    awaiting the stream's ack), ack the ``TaskDue``; same in-flight bound, and the same way of
+    pulling as the executor (open pull requests delivering to a callback, topped up as slots
+    free), so that the raw side is as fast as nats-py can do it.
 (b) executor: 2 ``dvp-scheduler executor`` processes running a no-op plugin, which per task
     decode the ``TaskDue``, record ``TaskStarted``, call the plugin, record ``TaskSucceeded``
     and ack.
@@ -22,8 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ from nats.aio.msg import Msg
 from contracts import (
     STREAM_NAME,
     TaskDue,
+    TaskSucceeded,
     encode,
     event_headers,
     event_subject,
@@ -95,40 +100,71 @@ class NoopPlugin(Plugin, ScheduledTaskHooks):
 
 
 async def raw_worker(url: str, concurrency: int) -> None:
+    """The round trip at its barest, with the fastest means nats-py offers.
+
+    Pull requests stay open on the consumer and deliver to a callback (nats-py's ``fetch``
+    waits for a whole batch, one ``next_msg`` per message); each message publishes one
+    ``TaskSucceeded`` of the size and headers the executor sends (``publish_async``, its
+    PubAck awaited) and is then acked; pulls keep at most ``concurrency`` in flight.
+    """
     nc = await nats.connect(url)
     js = nc.jetstream()
-    sub = await js.pull_subscribe_bind(durable=EXECUTOR_DURABLE, stream=STREAM_NAME)
-    payload = b'{"type":"task.succeeded.v1","worker":"raw"}'
-    in_flight: set[asyncio.Task[None]] = set()
+    now = datetime.now(UTC)
+    outcome = TaskSucceeded(
+        tenant_id="default",
+        task_id="bench.noop-0",
+        occurred_at=now,
+        execution_id=new_execution_id(),
+        attempt=1,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        duration_ms=0,
+    )
+    subject_name = event_subject(outcome)
+    payload = encode(outcome)
+    headers = event_headers(outcome)
+    pull_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{EXECUTOR_DURABLE}"
+    inbox = nc.new_inbox()
+    in_flight = 0
+    requested = 0
     freed = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
 
     async def handle(msg: Msg) -> None:
-        await js.publish(
-            "dvp.tasks.default.succeeded.bench.noop",
-            payload,
-            headers={"Nats-Msg-Id": f"raw:{msg.reply}"},
-        )
-        await msg.ack()
+        nonlocal in_flight
+        try:
+            future = await js.publish_async(
+                subject_name, payload, headers={**headers, "Nats-Msg-Id": f"raw:{msg.reply}"}
+            )
+            await future
+            await msg.ack()
+        finally:
+            in_flight -= 1
+            freed.set()
 
-    def done(task: asyncio.Task[None]) -> None:
-        in_flight.discard(task)
-        freed.set()
+    async def on_message(msg: Msg) -> None:
+        nonlocal in_flight, requested
+        if msg.headers is not None and not msg.data and "Status" in msg.headers:
+            pending = msg.headers.get("Nats-Pending-Messages", "0")
+            requested = max(0, requested - int(pending))
+            freed.set()
+            return
+        requested = max(0, requested - 1)
+        in_flight += 1
+        task = asyncio.create_task(handle(msg))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
+    await nc.subscribe(inbox, cb=on_message)
     print("ready", flush=True)
     while True:
-        free = concurrency - len(in_flight)
-        if free <= 0:
-            freed.clear()
-            await freed.wait()
+        wanted = concurrency - in_flight - requested
+        if wanted > 0 and (wanted >= max(1, concurrency // 8) or requested == 0):
+            requested += wanted
+            body = json.dumps({"batch": wanted, "expires": 1_000_000_000}).encode()
+            await nc.publish(pull_subject, body, reply=inbox)
             continue
-        try:
-            msgs = await sub.fetch(free, timeout=1.0)
-        except TimeoutError:
-            continue
-        for msg in msgs:
-            task = asyncio.create_task(handle(msg))
-            in_flight.add(task)
-            task.add_done_callback(done)
+        freed.clear()
+        await freed.wait()
 
 
 # -- the driver -------------------------------------------------------------------------------
