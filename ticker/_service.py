@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import headers as header_names
 from contracts.connection import NatsConnection
+from contracts.describe import describe_event, event_log_fields
 from contracts.errors import EventDecodeError, InvalidIdentifierError
 from contracts.events import (
     RetryScheduled,
@@ -504,6 +505,11 @@ class Ticker:
             self.stats.due_published += 1
         else:
             self.stats.skipped_published += 1
+        # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
+        routine = isinstance(event, TaskDue) and event.trigger == "schedule"
+        level = logging.DEBUG if routine else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s", describe_event(event), extra=event_log_fields(event))
 
     async def _fire(self, key: TaskKey) -> None:
         not_before: float | None = time.time() + _NOTHING_DUE_PAUSE

@@ -15,7 +15,6 @@ import signal
 import sys
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Final
 
@@ -24,21 +23,12 @@ from nats.aio.msg import Msg
 
 from contracts import (
     ALL_EVENTS,
-    Event,
     EventDecodeError,
     NatsConnection,
-    RetryScheduled,
-    TaskDue,
-    TaskFailed,
-    TaskPaused,
-    TaskRegistered,
-    TaskResumed,
-    TaskSkipped,
     TaskStarted,
-    TaskSucceeded,
-    TaskUnregistered,
     decode,
 )
+from contracts.describe import describe_event
 from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
 from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
@@ -218,49 +208,6 @@ async def _print_event(msg: Msg) -> None:
         event = decode(msg.data)
     except EventDecodeError:
         return
-    line = describe(event)
-    if line:
-        print(line, flush=True)
-
-
-def describe(event: Event) -> str | None:
-    """One line for a person, or None for events not worth a line."""
-    match event:
-        case TaskRegistered():
-            what = f"{event.spec.schedule.describe()} from {event.plugin} {event.plugin_version}"
-        case TaskUnregistered():
-            what = f"no longer declared by {event.plugin}"
-        case TaskPaused() | TaskResumed():
-            what = event.note
-        case TaskDue():
-            what = f"attempt {event.attempt} ({event.trigger})"
-        case TaskStarted():
-            return None
-        case TaskSucceeded():
-            what = f"attempt {event.attempt} in {event.duration_ms} ms  {event.data or ''}"
-        case RetryScheduled():
-            what = (
-                f"attempt {event.attempt} failed: {event.error.message}; next in "
-                f"{event.delay_seconds:g}s ({event.decision.reason})"
-            )
-        case TaskFailed():
-            what = f"attempt {event.attempt}: {event.error.message} ({event.reason})"
-        case TaskSkipped():
-            what = f"fire {event.scheduled_for:%H:%M:%S} ({event.reason}) {event.detail}"
-    when = event.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
-    label = _LABELS[type(event)]
-    return f"{when}  {label:<11} {event.tenant_id}/{event.task_id}  {what}".rstrip()
-
-
-_LABELS: Final[dict[type[Event], str]] = {
-    TaskRegistered: "registered",
-    TaskUnregistered: "unregistered",
-    TaskPaused: "paused",
-    TaskResumed: "resumed",
-    TaskDue: "due",
-    TaskStarted: "started",
-    TaskSucceeded: "succeeded",
-    RetryScheduled: "retry",
-    TaskFailed: "FAILED",
-    TaskSkipped: "skipped",
-}
+    if not isinstance(event, TaskStarted):  # the outcome follows at once: one line is enough
+        when = event.occurred_at.strftime("%H:%M:%S")
+        print(f"{when}  {describe_event(event)}", flush=True)

@@ -281,3 +281,36 @@ def test_subscriber_kit_checks_the_type_header_and_builds_filters() -> None:
         "dvp.tasks.acme.skipped.>",
     ]
     assert event_filters(task_id="a.b") == ["dvp.tasks.*.*.a.b"]
+
+
+def test_events_in_words_and_log_fields() -> None:
+    from contracts.describe import describe_event, event_log_fields
+
+    now = datetime(2026, 11, 24, 3, tzinfo=UTC)
+    retry = RetryScheduled(
+        tenant_id="acme",
+        task_id="sync.partner",
+        occurred_at=now,
+        execution_id="e1",
+        attempt=1,
+        worker="w",
+        duration_ms=5,
+        error=TaskError(kind="returned", message="429 Too Many Requests"),
+        retry_at=now,
+        delay_seconds=300,
+        decision=RetryDecision(should_retry=True, delay_seconds=300, reason="rate limited"),
+    )
+    assert describe_event(retry) == (
+        "retry       acme/sync.partner  attempt 1 failed: 429 Too Many Requests; "
+        "next in 300s (rate limited)"
+    )
+    assert event_log_fields(retry) == {
+        "tenant_id": "acme",
+        "task_id": "sync.partner",
+        "event": "retry",
+        "execution_id": "e1",
+        "attempt": 1,
+    }
+    paused = TaskPaused(tenant_id="acme", task_id="sync.partner", occurred_at=now, note="n")
+    assert describe_event(paused) == "paused      acme/sync.partner  n"
+    assert "execution_id" not in event_log_fields(paused)
