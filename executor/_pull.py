@@ -64,8 +64,10 @@ class PullFeed:
         self._prefix = ""
         self._sub: Subscription | None = None
         self._next_token = 0
-        self._open: dict[str, tuple[float, int]] = {}
-        """Requests not known to have ended: reply token → (counted until, batch)."""
+        self._open: dict[str, list[float]] = {}
+        """Requests not known to have ended, oldest first: reply token → [counted until,
+        messages not yet delivered]. The server serves waiting requests in order, so each
+        delivery is put to the oldest; the status that ends a request says exactly."""
         self._outstanding = 0
         self.problem: str | None = None
         """Why the last request was refused by the server (consumer gone, ...), until read."""
@@ -73,17 +75,19 @@ class PullFeed:
     @property
     def outstanding(self) -> int:
         """Messages requested and not yet delivered (an upper bound)."""
-        if self._open:
-            now = time.monotonic()
-            stale = [token for token, (until, _) in self._open.items() if until < now]
-            for token in stale:
-                del self._open[token]
-            if stale:
-                self._outstanding = min(
-                    self._outstanding, sum(batch for _, batch in self._open.values())
-                )
-        else:
+        if not self._open:
             self._outstanding = 0
+            return 0
+        now = time.monotonic()
+        stale = False
+        while self._open:  # all expire alike, so the stale ones are the oldest
+            token, (until, _) = next(iter(self._open.items()))
+            if until >= now:
+                break
+            del self._open[token]
+            stale = True
+        if stale:
+            self._clamp()
         return self._outstanding
 
     async def start(self) -> None:
@@ -95,7 +99,7 @@ class PullFeed:
         """Ask the consumer for up to ``batch`` more messages."""
         self._next_token += 1
         token = str(self._next_token)
-        self._open[token] = (time.monotonic() + self._expires + _LATE_STATUS_SECONDS, batch)
+        self._open[token] = [time.monotonic() + self._expires + _LATE_STATUS_SECONDS, batch]
         self._outstanding += batch
         body = msgspec.json.encode({"batch": batch, "expires": int(self._expires * 1e9)})
         try:
@@ -128,6 +132,12 @@ class PullFeed:
             return
         if self._outstanding > 0:
             self._outstanding -= 1
+        if self._open:
+            token = next(iter(self._open))
+            entry = self._open[token]
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._open[token]
         if not self._accept(msg):
             try:
                 await msg.nak()
@@ -140,12 +150,11 @@ class PullFeed:
             return
         token = subject[len(self._prefix) :]
         entry = self._open.pop(token, None)
-        batch = entry[1] if entry is not None else 0
         pending = headers.get(_PENDING_MESSAGES)
         if pending is not None and pending.isdigit():
             self._forget(None, int(pending))
         elif entry is not None:
-            self._forget(None, batch)
+            self._forget(None, int(entry[1]))
         if status not in (_REQUEST_TIMEOUT, _NO_MESSAGES):
             # nats-py keys the description with an enum member: compare, do not hash.
             text = next((v for k, v in headers.items() if k == _DESCRIPTION), "")
@@ -156,4 +165,10 @@ class PullFeed:
         if token is not None:
             self._open.pop(token, None)
         self._outstanding = max(0, self._outstanding - count)
-        self._outstanding = min(self._outstanding, sum(batch for _, batch in self._open.values()))
+        self._clamp()
+
+    def _clamp(self) -> None:
+        # Never more than the open requests may still deliver (a lost status, a late one).
+        self._outstanding = min(
+            self._outstanding, int(sum(left for _, left in self._open.values()))
+        )

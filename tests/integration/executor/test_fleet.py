@@ -113,14 +113,18 @@ async def test_two_executors_share_1000_due_tasks_none_lost_none_twice(
     started: dict[str, list[str]] = defaultdict(list)
     succeeded: Counter[str] = Counter()
     registered: Counter[str] = Counter()
+    out_of_order: list[str] = []
     for event in await read_events(js):
         if isinstance(event, TaskStarted):
             started[event.execution_id].append(event.worker)
         elif isinstance(event, TaskSucceeded):
             succeeded[event.execution_id] += 1
+            if event.execution_id not in started:  # TaskStarted is confirmed first
+                out_of_order.append(event.execution_id)
         elif isinstance(event, TaskRegistered):
             registered[event.task_id] += 1
     ids = {due.execution_id for due in dues}
+    assert out_of_order == []
     assert set(started) == ids
     assert all(len(workers) == 1 for workers in started.values())
     assert set(succeeded) == ids
