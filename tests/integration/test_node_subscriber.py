@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import EVENT_TYPES, event_type
+from contracts import EVENT_TYPES, STREAM_NAME, event_type
 from dvp_scheduler.natsserver import NatsServer
 from tests.support import eventually, read_events
 
@@ -100,6 +101,12 @@ async def test_node_subscriber_understands_a_real_run(
             await stop(process)
     produced = Counter(event_type(e) for e in await read_events(js))
     assert set(produced) >= WANTED
+    # Every message says its type in a header too, so routers can filter without decoding.
+    last = (await js.stream_info(STREAM_NAME)).state.last_seq
+    for seq in range(1, last + 1):
+        raw = await js.get_msg(STREAM_NAME, seq)
+        assert raw.headers is not None
+        assert raw.headers["Dvp-Event-Type"] == json.loads(raw.data or b"{}")["type"]
 
     node = await asyncio.create_subprocess_exec(
         "node",
