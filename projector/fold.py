@@ -29,6 +29,7 @@ from contracts.events import (
     decode,
 )
 from projector.state import (
+    AttemptOutcome,
     AttemptState,
     ExecutionState,
     ProjectionState,
@@ -147,12 +148,7 @@ def _started(state: ProjectionState, task: TaskState, event: TaskStarted) -> Non
 
 
 def _succeeded(state: ProjectionState, task: TaskState, event: TaskSucceeded) -> None:
-    execution = _execution(state, task, event.execution_id)
-    attempt = _attempt(execution, event.attempt)
-    attempt.worker = event.worker
-    attempt.ended_at = event.occurred_at
-    attempt.duration_ms = event.duration_ms
-    attempt.outcome = "succeeded"
+    execution, attempt = _attempt_ended(state, task, event, "succeeded")
     attempt.data = event.data
     execution.outcome = "succeeded"
     execution.ended_at = event.occurred_at
@@ -162,12 +158,7 @@ def _succeeded(state: ProjectionState, task: TaskState, event: TaskSucceeded) ->
 
 
 def _retry_scheduled(state: ProjectionState, task: TaskState, event: RetryScheduled) -> None:
-    execution = _execution(state, task, event.execution_id)
-    attempt = _attempt(execution, event.attempt)
-    attempt.worker = event.worker
-    attempt.ended_at = event.occurred_at
-    attempt.duration_ms = event.duration_ms
-    attempt.outcome = "retry_scheduled"
+    execution, attempt = _attempt_ended(state, task, event, "retry_scheduled")
     attempt.error = event.error
     attempt.retry_at = event.retry_at
     attempt.decision = event.decision
@@ -179,12 +170,7 @@ def _retry_scheduled(state: ProjectionState, task: TaskState, event: RetrySchedu
 
 
 def _failed(state: ProjectionState, task: TaskState, event: TaskFailed) -> None:
-    execution = _execution(state, task, event.execution_id)
-    attempt = _attempt(execution, event.attempt)
-    attempt.worker = event.worker
-    attempt.ended_at = event.occurred_at
-    attempt.duration_ms = event.duration_ms
-    attempt.outcome = "failed"
+    execution, attempt = _attempt_ended(state, task, event, "failed")
     attempt.error = event.error
     attempt.decision = event.decision
     attempt.failure_reason = event.reason
@@ -194,6 +180,22 @@ def _failed(state: ProjectionState, task: TaskState, event: TaskFailed) -> None:
     task.consecutive_failures += 1
     task.last_error = event.error
     _ended(task, event.execution_id, event)
+
+
+def _attempt_ended(
+    state: ProjectionState,
+    task: TaskState,
+    event: TaskSucceeded | RetryScheduled | TaskFailed,
+    outcome: AttemptOutcome,
+) -> tuple[ExecutionState, AttemptState]:
+    """The attempt an outcome ends, with what every outcome records on it."""
+    execution = _execution(state, task, event.execution_id)
+    attempt = _attempt(execution, event.attempt)
+    attempt.worker = event.worker
+    attempt.ended_at = event.occurred_at
+    attempt.duration_ms = event.duration_ms
+    attempt.outcome = outcome
+    return execution, attempt
 
 
 def _ended(task: TaskState, execution_id: str, event: TaskSucceeded | TaskFailed) -> None:
