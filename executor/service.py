@@ -40,6 +40,7 @@ from contracts import (
     decode,
     event_type,
 )
+from contracts.describe import describe_event, event_log_fields
 from dvp_cms.plugins import (
     Plugin,
     PluginManager,
@@ -700,28 +701,15 @@ class Executor:
     def _count(self, outcome: TaskSucceeded | RetryScheduled | TaskFailed) -> None:
         if isinstance(outcome, TaskSucceeded):
             self.stats.succeeded += 1
-            log.debug("%s attempt %d succeeded", outcome.task_id, outcome.attempt)
+            level = logging.DEBUG  # routine; failures and retries explain themselves
         elif isinstance(outcome, RetryScheduled):
             self.stats.retries_scheduled += 1
-            log.info(
-                "%s attempt %d failed (%s: %s); retry at %s: %s",
-                outcome.task_id,
-                outcome.attempt,
-                outcome.error.kind,
-                outcome.error.message,
-                outcome.retry_at.isoformat(),
-                outcome.decision.reason,
-            )
+            level = logging.INFO
         else:
             self.stats.failed += 1
-            log.warning(
-                "%s attempt %d failed (%s: %s); no attempt follows (%s)",
-                outcome.task_id,
-                outcome.attempt,
-                outcome.error.kind,
-                outcome.error.message,
-                outcome.reason,
-            )
+            level = logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(level, "%s", describe_event(outcome), extra=event_log_fields(outcome))
 
     # -- registrations --------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -53,6 +54,40 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nats-tls-ca-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-cert-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-key-file", metavar="FILE", type=Path)
+
+
+def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--plugin``, ``--no-entry-points`` and ``--tenant``."""
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a plugin class or instance to load (repeatable); MODULE is imported from the "
+        "current directory or the installed packages",
+    )
+    parser.add_argument(
+        "--no-entry-points",
+        action="store_true",
+        help="load only --plugin plugins, not the installed 'dvp_cms.plugins' entry points",
+    )
+    parser.add_argument(
+        "--tenant",
+        dest="tenants",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a tenant to run tasks for (repeatable; default: default)",
+    )
+
+
+def importable_from_current_directory() -> None:
+    """Let ``--plugin module:attr`` find modules in the current directory, as ``python -m``
+    does (the console script alone would not)."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 def connection_from_arguments(args: argparse.Namespace, *, name: str) -> NatsConnection:

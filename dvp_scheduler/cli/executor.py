@@ -7,7 +7,13 @@ import asyncio
 import signal
 
 from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments, serve
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    add_plugin_arguments,
+    connection_from_arguments,
+    importable_from_current_directory,
+    serve,
+)
 from executor import Executor, ExecutorSettings
 
 
@@ -20,27 +26,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "plugins again; SIGTERM/SIGINT stop after in-flight attempts finish (within --grace).",
     )
     add_connection_arguments(parser)
-    parser.add_argument(
-        "--plugin",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="MODULE:ATTR",
-        help="a plugin class or instance to load (repeatable)",
-    )
-    parser.add_argument(
-        "--no-entry-points",
-        action="store_true",
-        help="load only --plugin plugins, not the installed 'dvp_cms.plugins' entry points",
-    )
-    parser.add_argument(
-        "--tenant",
-        dest="tenants",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="a tenant to serve (repeatable; default: default)",
-    )
+    add_plugin_arguments(parser)
     parser.add_argument(
         "--concurrency", type=int, default=32, metavar="N", help="attempts in flight (32)"
     )
@@ -64,6 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run(args: argparse.Namespace) -> int:
+    importable_from_current_directory()
     options: dict[str, object] = {
         "connection": connection_from_arguments(args, name="dvp-executor"),
         "plugins": tuple(args.plugins),

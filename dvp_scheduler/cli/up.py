@@ -29,7 +29,11 @@ from contracts import (
     decode,
 )
 from contracts.describe import describe_event
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    add_plugin_arguments,
+    connection_from_arguments,
+)
 from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
@@ -49,22 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "the task events as they happen. Ctrl-C stops everything.",
     )
     add_connection_arguments(parser)
-    parser.add_argument(
-        "--plugin",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="MODULE:ATTR",
-        help="a plugin for the executor to load (repeatable; installed entry points load too)",
-    )
-    parser.add_argument(
-        "--tenant",
-        dest="tenants",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="a tenant to run tasks for (repeatable; default: default)",
-    )
+    add_plugin_arguments(parser)
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -126,6 +115,8 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
         executor = [*common, "executor"]
         for plugin in args.plugins:
             executor += ["--plugin", plugin]
+        if args.no_entry_points:
+            executor.append("--no-entry-points")
         for tenant in args.tenants:
             executor += ["--tenant", tenant]
         projector = [*common, "projector", "--checkpoint-file", str(data_dir / "projector.ckpt")]
