@@ -14,7 +14,14 @@ import asyncio
 import sys
 
 from faststream import AckPolicy, FastStream
-from faststream.nats import DeliverPolicy, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats import (
+    ConsumerConfig,
+    DeliverPolicy,
+    JStream,
+    NatsBroker,
+    NatsMessage,
+    PullSub,
+)
 
 from contracts import (
     STREAM_NAME,
@@ -25,6 +32,8 @@ from contracts import (
     decode_message,
     event_filters,
 )
+
+ACK_WAIT_SECONDS = 5.0
 
 
 def alert_line(event: TaskFailed | TaskSkipped) -> str:
@@ -57,6 +66,9 @@ def build_app(nats_url: str, tenant_id: str) -> FastStream:
             stream=stream,
             durable=f"alerts-{tenant_id}-{kind.value}",
             deliver_policy=DeliverPolicy.ALL,
+            # A message handed to a pull request of an instance that just stopped comes back
+            # after the ack wait: keep it short, since an alert is written in milliseconds.
+            config=ConsumerConfig(ack_wait=ACK_WAIT_SECONDS),
             pull_sub=PullSub(batch_size=16, timeout=1.0),
             ack_policy=AckPolicy.MANUAL,
         )
