@@ -9,6 +9,7 @@ reply subject, parsed here without building nats-py's metadata object.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,5 +152,13 @@ async def replay(
     def handle(sequence: int, data: bytes) -> None:
         ingest(state, sequence, data, until=until)
 
-    await read_to_end(js, handle, progress=progress)
+    # The state is a tree (no reference cycles), yet as it grows the cyclic collector keeps
+    # re-scanning it: pausing the collector for the read makes a long replay ~15% faster.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        await read_to_end(js, handle, progress=progress)
+    finally:
+        if collecting:
+            gc.enable()
     return state
