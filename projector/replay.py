@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -25,8 +27,44 @@ from contracts.subjects import ALL_EVENTS
 from projector.fold import ingest
 from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
 
+_WHITESPACE: Final = re.compile(r"\s")
+
 _PROGRESS_EVERY: Final = 4096
 """Messages between two looks at the clock for progress reports."""
+
+
+class FastHeadersClient(Client):
+    """nats-py's client with a faster parser of header lines, for reading streams.
+
+    The stock parser tests every character of every header name through a generator; with the
+    three or four headers each event carries, that is about a quarter of the cost of reading a
+    message. This one gives the same result (a property test compares them).
+    """
+
+    @staticmethod
+    def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in raw.split(b"\r\n"):
+            if not line:
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            try:
+                key = name.strip().decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            if _WHITESPACE.search(key):
+                continue
+            out[key] = value.strip().decode("utf-8", "replace")
+        return out
+
+
+async def connect_for_reading(**options: Any) -> Client:
+    """Like ``nats.connect(**options)``, with the faster header parser."""
+    client = FastHeadersClient()
+    await client.connect(**options)
+    return client
 
 
 @dataclass(slots=True, frozen=True)

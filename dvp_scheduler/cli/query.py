@@ -51,7 +51,7 @@ from projector import (
     replay,
 )
 from projector.queries import ask_history, ask_tasks
-from projector.replay import consumer_config, stream_position
+from projector.replay import connect_for_reading, consumer_config, stream_position
 
 T = TypeVar("T")
 
@@ -397,7 +397,7 @@ async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Clien
         pass
 
     try:
-        nc = await nats.connect(
+        nc = await connect_for_reading(
             **connection.connect_kwargs(),
             allow_reconnect=False,
             max_reconnect_attempts=0,
