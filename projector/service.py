@@ -53,7 +53,7 @@ from projector.checkpoint import (
 from projector.errors import CheckpointError
 from projector.fold import ingest
 from projector.queries import QueryHandlers
-from projector.replay import consumer_config, stream_position
+from projector.replay import connect_for_reading, consumer_config, stream_position
 from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
 from projector.views import task_view
 
@@ -147,7 +147,7 @@ class Projector:
 
     async def _start(self) -> None:
         settings = self._settings
-        nc = self._nc = await nats.connect(**settings.connection.connect_kwargs())
+        nc = self._nc = await connect_for_reading(**settings.connection.connect_kwargs())
         js = self._js = nc.jetstream()
         try:
             info = await js.stream_info(STREAM_NAME)
