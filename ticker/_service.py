@@ -20,6 +20,7 @@ again. ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the strea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -54,8 +55,10 @@ from contracts.events import (
 )
 from contracts.stream import (
     DUPLICATE_WINDOW_SECONDS,
+    EXECUTOR_DURABLE,
     STREAM_NAME,
     TICKER_RETRY_DURABLE,
+    executor_consumer_config,
     stream_config,
     ticker_retry_consumer_config,
 )
@@ -259,6 +262,13 @@ class Ticker:
             await self._js.stream_info(STREAM_NAME)
         except NotFoundError:
             await self._js.add_stream(stream_config())
+        # The executors' consumer starts at new messages: it must exist before the first
+        # TaskDue, or that fire would wait for no executor at all.
+        try:
+            await self._js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        except NotFoundError:
+            with contextlib.suppress(APIError):  # an executor created it meanwhile
+                await self._js.add_consumer(STREAM_NAME, executor_consumer_config())
 
     async def _start_follower(self) -> None:
         assert self._js is not None

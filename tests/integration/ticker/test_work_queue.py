@@ -1,0 +1,29 @@
+"""A ticker makes sure the executors' consumer exists before its first TaskDue."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
+
+from contracts import STREAM_NAME, NatsConnection, Schedule
+from contracts.stream import EXECUTOR_DURABLE
+from tests.integration.ticker.helpers import publish, registered
+from tests.support import eventually
+from ticker import Ticker
+
+pytestmark = pytest.mark.integration
+
+
+async def test_fires_wait_in_the_executor_queue_even_before_any_executor_started(
+    connection: NatsConnection, js: JetStreamContext, stream: StreamInfo
+) -> None:
+    await publish(js, registered("queue.every-second", Schedule(interval_seconds=1)))
+    async with Ticker(connection):
+        consumer = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        assert consumer.config.filter_subject == "dvp.tasks.*.due.>"
+
+        async def queued() -> int:
+            return (await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)).num_pending
+
+        assert await eventually(queued, within=5, message="a TaskDue waiting for executors") >= 1
