@@ -7,3 +7,7 @@ from contracts.errors import SchedulerError
 
 class NatsServerError(SchedulerError, RuntimeError):
     """The embedded nats-server could not be found, started or reached."""
+
+
+class NatsUnreachableError(SchedulerError, ConnectionError):
+    """A command could not connect to NATS (down, wrong address, or refused credentials)."""

@@ -14,12 +14,17 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+import nats
+from nats.aio.client import Client
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import NatsConnection
+from dvp_scheduler.errors import NatsUnreachableError
 
 log = logging.getLogger("dvp_scheduler")
+
+_CONNECT_SECONDS = 10.0
 
 
 class ConnectionEnvironment(BaseSettings):
@@ -99,6 +104,33 @@ def connection_from_arguments(args: argparse.Namespace, *, name: str) -> NatsCon
         if value is not None:
             fields[field] = value
     return NatsConnection(name=name, **fields)
+
+
+async def connect_once(connection: NatsConnection, client_class: type[Client] = Client) -> Client:
+    """Connect for a command: one try, a few seconds, and an error that says what to do."""
+
+    async def quiet(error: Exception) -> None:
+        pass
+
+    client = client_class()
+    try:
+        async with asyncio.timeout(_CONNECT_SECONDS):
+            await client.connect(
+                **connection.connect_kwargs(),
+                allow_reconnect=False,
+                # nats-py treats 0 as "no limit" on the first connect: one retry, then give up.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=1,
+                connect_timeout=3,
+                error_cb=quiet,
+            )
+    except (nats.errors.Error, OSError, TimeoutError) as error:
+        await client.close()
+        raise NatsUnreachableError(
+            f"cannot connect to NATS at {connection.url} ({error or type(error).__name__}): "
+            "start it with 'dvp-scheduler up', or check --nats-url and the credentials"
+        ) from None
+    return client
 
 
 class Service(AbstractAsyncContextManager["Service"], Protocol):

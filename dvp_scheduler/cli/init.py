@@ -6,19 +6,21 @@ import argparse
 import asyncio
 import logging
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts import STREAM_NAME, NatsConnection, executor_consumer_config, stream_config
 from contracts.stream import EXECUTOR_DURABLE
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    connect_once,
+    connection_from_arguments,
+)
 
 log = logging.getLogger("dvp_scheduler.init")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from dvp_scheduler.cli._common import add_connection_arguments
-
     parser = commands.add_parser(
         "init",
         help="create or update the stream and the executors' consumer (idempotent)",
@@ -40,8 +42,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dvp_scheduler.cli._common import connection_from_arguments
-
     connection = connection_from_arguments(args, name="dvp-scheduler-init")
     for line in asyncio.run(_init(connection, args.replicas, args.max_age_days)):
         print(line)
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _init(connection: NatsConnection, replicas: int, max_age_days: float) -> list[str]:
-    nc = await nats.connect(**connection.connect_kwargs())
+    nc = await connect_once(connection)
     try:
         return await prepare_stream(
             nc.jetstream(), replicas=replicas, max_age_seconds=max_age_days * 86400

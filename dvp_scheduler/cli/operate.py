@@ -8,7 +8,6 @@ import getpass
 import socket
 from datetime import UTC, datetime
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
@@ -29,7 +28,11 @@ from contracts import (
     validate_tenant_id,
 )
 from contracts.errors import SchedulerError
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    connect_once,
+    connection_from_arguments,
+)
 
 _WRONG_LAST_SEQUENCE = 10071
 _PUBLISH_TRIES = 5
@@ -79,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _operate(
     connection: NatsConnection, action: str, tenant_id: str, task_id: str, note: str
 ) -> str:
-    nc = await nats.connect(**connection.connect_kwargs())
+    nc = await connect_once(connection)
     try:
         js = nc.jetstream()
         paused = await _require_registered(js, tenant_id, task_id)

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -38,7 +37,11 @@ from contracts import (
 )
 from contracts.events import TaskRegistered, event_type
 from contracts.queries import HISTORY_QUERY, TASKS_QUERY
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    connect_once,
+    connection_from_arguments,
+)
 from projector import (
     AmbiguousTaskError,
     ProjectionState,
@@ -51,7 +54,7 @@ from projector import (
     replay,
 )
 from projector.queries import ask_history, ask_tasks
-from projector.replay import connect_for_reading, consumer_config, stream_position
+from projector.replay import FastHeadersClient, consumer_config, stream_position
 
 T = TypeVar("T")
 
@@ -392,23 +395,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 @asynccontextmanager
 async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Client]:
     connection: NatsConnection = connection_from_arguments(args, name=name)
-
-    async def quiet(error: Exception) -> None:
-        pass
-
-    try:
-        nc = await connect_for_reading(
-            **connection.connect_kwargs(),
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=3,
-            error_cb=quiet,
-        )
-    except (nats.errors.Error, OSError) as error:
-        raise ProjectorError(
-            f"cannot reach NATS at {connection.url} ({error or type(error).__name__}): "
-            "start it with 'dvp-scheduler up' or pass --nats-url"
-        ) from None
+    nc = await connect_once(connection, FastHeadersClient)
     try:
         yield nc
     finally:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import nats
 from nats.aio.msg import Msg
 
 from contracts import (
@@ -32,6 +31,7 @@ from contracts.describe import describe_event
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     add_plugin_arguments,
+    connect_once,
     connection_from_arguments,
 )
 from dvp_scheduler.cli.init import prepare_stream
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Path) -> int:
-    nc = await nats.connect(**connection.connect_kwargs())
+    nc = await connect_once(connection)
     services: list[_Service] = []
     try:
         for line in await prepare_stream(nc.jetstream()):

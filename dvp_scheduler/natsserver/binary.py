@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -55,12 +56,14 @@ class BinaryNatsServer:
         store_dir: Path | None = None,
         log_file: Path | None = None,
         server_name: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self._host = host
         self._port = port
         self._store_dir = store_dir
         self._log_file = log_file
         self._server_name = server_name
+        self._extra_args = list(extra_args)
         self._process: subprocess.Popen[bytes] | None = None
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._url: str | None = None
@@ -107,6 +110,7 @@ class BinaryNatsServer:
         ]
         if self._server_name:
             args += ["--server_name", self._server_name]
+        args += self._extra_args
         log = self._log_file or work / "nats-server.log"
         args += ["--log", str(log)]
         # A session of its own, so that a Ctrl-C meant for the owner does not stop the broker
