@@ -83,8 +83,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.nats_url is None:
         store = data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
+        # Its own session: Ctrl-C stops the services first, then the broker (see _stop).
         server = BinaryNatsServer(
-            port=args.port, store_dir=store, log_file=data_dir / "nats-server.log"
+            port=args.port,
+            store_dir=store,
+            log_file=data_dir / "nats-server.log",
+            own_session=True,
         )
         try:
             server.start()

@@ -57,6 +57,7 @@ class BinaryNatsServer:
         log_file: Path | None = None,
         server_name: str | None = None,
         extra_args: Sequence[str] = (),
+        own_session: bool = False,
     ) -> None:
         self._host = host
         self._port = port
@@ -64,6 +65,7 @@ class BinaryNatsServer:
         self._log_file = log_file
         self._server_name = server_name
         self._extra_args = list(extra_args)
+        self._own_session = own_session
         self._process: subprocess.Popen[bytes] | None = None
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._url: str | None = None
@@ -113,14 +115,12 @@ class BinaryNatsServer:
         args += self._extra_args
         log = self._log_file or work / "nats-server.log"
         args += ["--log", str(log)]
-        # A session of its own, so that a Ctrl-C meant for the owner does not stop the broker
-        # before the owner's services have shut down cleanly; stop() always ends it.
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=self._own_session,
         )
         try:
             self._url = self._wait_ready(work, log)
