@@ -22,8 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts import NatsConnection
 from dvp_scheduler.errors import NatsUnreachableError
 
-log = logging.getLogger("dvp_scheduler")
-
 _CONNECT_SECONDS = 10.0
 
 

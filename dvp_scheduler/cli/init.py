@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -16,8 +15,6 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
-
-log = logging.getLogger("dvp_scheduler.init")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -37,8 +36,6 @@ from dvp_scheduler.cli._common import (
 from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
-
-log = logging.getLogger("dvp_scheduler.up")
 
 _STOP_ORDER: Final = ("ticker", "executor", "projector")
 _SERVICE_STOP_SECONDS: Final = 40.0
