@@ -12,7 +12,14 @@ from projector.errors import (
     UnknownTaskError,
 )
 from projector.fold import apply, ingest
-from projector.replay import ReplayProgress, read_to_end, replay
+from projector.reader import (
+    OrderedReader,
+    ReaderClient,
+    ReadProgress,
+    connect_for_reading,
+    read_to_end,
+)
+from projector.replay import replay
 from projector.service import Projector, ProjectorSettings
 from projector.state import (
     DEFAULT_HISTORY_LIMIT,
@@ -40,16 +47,19 @@ __all__ = [
     "CheckpointError",
     "ExecutionState",
     "ExecutionView",
+    "OrderedReader",
     "ProjectionState",
     "Projector",
     "ProjectorError",
     "ProjectorSettings",
     "QueryError",
-    "ReplayProgress",
+    "ReadProgress",
+    "ReaderClient",
     "TaskState",
     "TaskView",
     "UnknownTaskError",
     "apply",
+    "connect_for_reading",
     "find_tasks",
     "history",
     "ingest",

@@ -2,8 +2,8 @@
 
 ``async with Projector(settings) as projector: await projector.wait_stopped()``. On entry it
 loads the checkpoint (if it belongs to this stream and this fold's format), catches up and
-follows the stream with an ordered consumer whose callback folds each message, and starts the
-query service. A housekeeping task writes changed tasks to the key-value bucket every
+follows the stream with an `OrderedReader` that folds each message, and starts the query
+service. A housekeeping task writes changed tasks to the key-value bucket every
 ``mirror_interval`` and a checkpoint every ``checkpoint_interval``; both happen once more on
 the way out.
 """
@@ -21,8 +21,6 @@ from typing import Final, Self
 
 import msgspec
 import nats
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
@@ -41,7 +39,6 @@ from contracts.queries import (
     task_state_key,
 )
 from contracts.stream import STREAM_NAME, stream_config
-from contracts.subjects import ALL_EVENTS
 from projector.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -53,7 +50,7 @@ from projector.checkpoint import (
 from projector.errors import CheckpointError
 from projector.fold import ingest
 from projector.queries import QueryHandlers
-from projector.replay import connect_for_reading, consumer_config, stream_position
+from projector.reader import OrderedReader, ReaderClient, connect_for_reading
 from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
 from projector.views import task_view
 
@@ -91,7 +88,7 @@ class Projector:
         self._settings = settings
         self._state = ProjectionState(history_limit=settings.history_limit)
         self._stopping = asyncio.Event()
-        self._nc: Client | None = None
+        self._nc: ReaderClient | None = None
         self._js: JetStreamContext | None = None
         self._checkpoints: CheckpointStore | None = None
         self._stream_created: datetime | None = None
@@ -99,7 +96,7 @@ class Projector:
         self._dirty: set[str] = set()
         self._kv: KeyValue | None = None
         self._service: Service | None = None
-        self._sub: JetStreamContext.PushSubscription | None = None
+        self._reader: OrderedReader | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.failed_messages = 0
         """Messages whose folding raised (a bug): logged and skipped."""
@@ -163,13 +160,8 @@ class Projector:
         if settings.mirror:
             self._kv = await _task_state_bucket(js)
             self._dirty.update(self._state.tasks)  # the bucket may lag the checkpoint
-        self._sub = await js.subscribe(
-            ALL_EVENTS,
-            stream=STREAM_NAME,
-            cb=self._on_message,
-            ordered_consumer=True,
-            config=consumer_config(start_sequence=self._state.sequence + 1),
-        )
+        self._reader = OrderedReader(nc, self._on_message, start_sequence=self._state.sequence + 1)
+        await self._reader.start()
         handlers = QueryHandlers(lambda: self._state, nc.max_payload)
         service = self._service = await add_service(
             nc,
@@ -223,16 +215,17 @@ class Projector:
         self.resumed_from = state.sequence
         log.info("resuming from the checkpoint at sequence %d", state.sequence)
 
-    async def _on_message(self, msg: Msg) -> None:
-        sequence, _ = stream_position(msg.reply)
+    def _on_message(self, sequence: int, subject: bytes, data: bytes) -> None:
         try:
-            event = ingest(self._state, sequence, msg.data)
+            event = ingest(self._state, sequence, data)
         except Exception:  # a bug in the fold: never let one message stop the projector
             self.failed_messages += 1
-            log.exception("cannot fold message %d on %s; skipped", sequence, msg.subject)
+            log.exception("cannot fold message %d on %s; skipped", sequence, subject.decode())
             return
         if event is None:
-            log.warning("message %d on %s is not a known event; skipped", sequence, msg.subject)
+            log.warning(
+                "message %d on %s is not a known event; skipped", sequence, subject.decode()
+            )
         elif self._kv is not None:
             self._dirty.add(f"{event.tenant_id}.{event.task_id}")
 
@@ -304,10 +297,9 @@ class Projector:
             with contextlib.suppress(nats.errors.Error):
                 await self._service.stop()
             self._service = None
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
         if self._nc is not None:
             await self._nc.close()
             self._nc = None

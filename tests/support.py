@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -64,3 +65,10 @@ async def last_sequence(js: JetStreamContext, subject: str) -> int:
     except NotFoundError:
         return 0
     return int(msg.seq or 0)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for a server that must keep its port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

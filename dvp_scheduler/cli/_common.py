@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -104,7 +104,10 @@ def connection_from_arguments(args: argparse.Namespace, *, name: str) -> NatsCon
     return NatsConnection(name=name, **fields)
 
 
-async def connect_once(connection: NatsConnection, client_class: type[Client] = Client) -> Client:
+C = TypeVar("C", bound=Client)
+
+
+async def connect_once(connection: NatsConnection, client_class: type[C]) -> C:
     """Connect for a command: one try, a few seconds, and an error that says what to do."""
 
     async def quiet(error: Exception) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -46,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _init(connection: NatsConnection, replicas: int, max_age_days: float) -> list[str]:
-    nc = await connect_once(connection)
+    nc = await connect_once(connection, Client)
     try:
         return await prepare_stream(
             nc.jetstream(), replicas=replicas, max_age_seconds=max_age_days * 86400

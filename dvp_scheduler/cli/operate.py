@@ -8,6 +8,7 @@ import getpass
 import socket
 from datetime import UTC, datetime
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
@@ -82,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _operate(
     connection: NatsConnection, action: str, tenant_id: str, task_id: str, note: str
 ) -> str:
-    nc = await connect_once(connection)
+    nc = await connect_once(connection, Client)
     try:
         js = nc.jetstream()
         paused = await _require_registered(js, tenant_id, task_id)

@@ -18,10 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from contracts import (
@@ -44,17 +41,19 @@ from dvp_scheduler.cli._common import (
 )
 from projector import (
     AmbiguousTaskError,
+    OrderedReader,
     ProjectionState,
     ProjectorError,
-    ReplayProgress,
+    ReaderClient,
+    ReadProgress,
     UnknownTaskError,
     find_tasks,
     history,
     list_tasks,
+    read_to_end,
     replay,
 )
 from projector.queries import ask_history, ask_tasks
-from projector.replay import FastHeadersClient, consumer_config, stream_position
 
 T = TypeVar("T")
 
@@ -153,7 +152,7 @@ async def _tasks_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         if items is not None:
             return items
         _say(f"no projector answered on {TASKS_QUERY}; replaying the stream in-process")
-        state = await _replay_state(nc.jetstream())
+        state = await _replay_state(nc)
         views = list_tasks(state, tenant_id=args.tenant, include_unregistered=args.all)
         return _builtins(views)
 
@@ -171,7 +170,7 @@ async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         if items is not None:
             return items
         _say(f"no projector answered on {HISTORY_QUERY}; replaying the stream in-process")
-        state = await _replay_state(nc.jetstream())
+        state = await _replay_state(nc)
         found = find_tasks(state, args.task_id, args.tenant)
         if not found:
             raise UnknownTaskError(args.task_id, args.tenant)
@@ -180,11 +179,11 @@ async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         return _builtins(history(found[0], limit=max(0, args.limit)))
 
 
-async def _replay_state(js: JetStreamContext, until: datetime | None = None) -> ProjectionState:
+async def _replay_state(nc: ReaderClient, until: datetime | None = None) -> ProjectionState:
     """Replay in-process, with progress on stderr when it is a terminal."""
     progress = _progress_printer() if sys.stderr.isatty() else None
     try:
-        return await replay(js, until=until, progress=progress)
+        return await replay(nc, until=until, progress=progress)
     except NotFoundError:  # no stream yet: nothing was ever recorded
         return ProjectionState()
     finally:
@@ -201,7 +200,7 @@ def _replay(args: argparse.Namespace) -> int:
 async def _replay_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     async with _connected(args, "dvp-scheduler-replay") as nc:
         started = time.perf_counter()
-        state = await _replay_state(nc.jetstream(), args.until)
+        state = await _replay_state(nc, args.until)
         elapsed = time.perf_counter() - started
     as_of = f" as of {args.until.isoformat()}" if args.until else ""
     skipped = sum(state.unknown_events.values()) + state.invalid_messages
@@ -213,8 +212,8 @@ async def _replay_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     return _builtins(list_tasks(state, tenant_id=args.tenant, include_unregistered=True))
 
 
-def _progress_printer() -> Callable[[ReplayProgress], None]:
-    def report(progress: ReplayProgress) -> None:
+def _progress_printer() -> Callable[[ReadProgress], None]:
+    def report(progress: ReadProgress) -> None:
         print(
             f"\rreplay: {progress.read:,} events read, {progress.rate:,.0f}/s, "
             f"sequence {progress.sequence:,} of {progress.last_sequence:,}",
@@ -239,16 +238,15 @@ def _events(args: argparse.Namespace) -> int:
 
 async def _events_async(args: argparse.Namespace) -> None:
     filter_subject = subject_filter(args.tenant, None, args.task)
-    config = consumer_config(start_time=args.since)
 
-    def show(sequence: int, msg_subject: str, data: bytes) -> None:
+    def show(sequence: int, msg_subject: bytes, data: bytes) -> None:
         if args.json:
             sys.stdout.write(data.decode(errors="replace") + "\n")
             return
         try:
             event = decode(data)
         except EventDecodeError as error:
-            print(f"{sequence:>8}  {msg_subject}  (not an event: {error})", flush=True)
+            print(f"{sequence:>8}  {msg_subject.decode()}  (not an event: {error})", flush=True)
             return
         summary = msgspec.json.encode(
             {
@@ -271,58 +269,11 @@ async def _events_async(args: argparse.Namespace) -> None:
             if not args.follow:
                 return
         if not args.follow:
-            await _read_with_subjects(js, filter_subject, config, show)
+            await read_to_end(nc, show, subject=filter_subject, start_time=args.since)
             return
-
-        async def on_message(msg: Msg) -> None:
-            sequence, _ = stream_position(msg.reply)
-            show(sequence, msg.subject, msg.data)
-
-        sub = await js.subscribe(
-            filter_subject,
-            stream=STREAM_NAME,
-            cb=on_message,
-            ordered_consumer=True,
-            config=config,
-        )
-        try:
-            await asyncio.Event().wait()  # until Ctrl-C
-        finally:
-            await sub.unsubscribe()
-
-
-async def _read_with_subjects(
-    js: JetStreamContext,
-    filter_subject: str,
-    config: ConsumerConfig,
-    show: Callable[[int, str, bytes], None],
-) -> None:
-    """Like `projector.replay.read_to_end`, with each message's subject."""
-    info = await js.stream_info(STREAM_NAME)
-    last = info.state.last_seq
-    if last == 0:
-        return
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def on_message(msg: Msg) -> None:
-        if done.done():
-            return
-        sequence, pending = stream_position(msg.reply)
-        show(sequence, msg.subject, msg.data)
-        if sequence >= last or pending == 0:
-            done.set_result(None)
-
-    sub = await js.subscribe(
-        filter_subject, stream=STREAM_NAME, cb=on_message, ordered_consumer=True, config=config
-    )
-    try:
-        consumer = await sub.consumer_info()
-        delivered = consumer.delivered.consumer_seq if consumer.delivered else 0
-        if consumer.num_pending == 0 and not delivered and not done.done():
-            done.set_result(None)
-        await done
-    finally:
-        await sub.unsubscribe()
+        reader = OrderedReader(nc, show, subject=filter_subject, start_time=args.since)
+        async with reader:
+            await reader.finished  # until Ctrl-C
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,9 +344,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Client]:
+async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[ReaderClient]:
     connection: NatsConnection = connection_from_arguments(args, name=name)
-    nc = await connect_once(connection, FastHeadersClient)
+    nc = await connect_once(connection, ReaderClient)
     try:
         yield nc
     finally:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import (
@@ -106,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Path) -> int:
-    nc = await connect_once(connection)
+    nc = await connect_once(connection, Client)
     services: list[_Service] = []
     try:
         for line in await prepare_stream(nc.jetstream()):

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from tests.support import free_port
 
 pytestmark = pytest.mark.acceptance
 
@@ -26,12 +27,6 @@ EXAMPLES = [
 ]
 SYNC = "hourly-sync.partner-records"
 CLEANUP = "cleanup.temp-files"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def until(check: Callable[[], T | None], within: float, what: str) -> T:

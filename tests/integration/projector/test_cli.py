@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from dvp_scheduler.natsserver import NatsServer
-from projector import Projector, history, list_tasks, replay
+from projector import Projector, ReaderClient, history, list_tasks, replay
 from tests.integration.projector.test_projector import caught_up, publish, scenario, settings
 from tests.unit.projector import events as ev
 
@@ -52,10 +52,10 @@ def as_json(value: Any) -> Any:
 
 
 async def test_without_a_projector_the_commands_replay_in_process(
-    nats_server: NatsServer, js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient, nats_server: NatsServer, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish(js, scenario())
-    state = await replay(js)
+    state = await replay(reader)
     task = state.task(ev.TENANT, ev.TASK)
     assert task is not None
     (
@@ -112,12 +112,16 @@ async def test_without_a_projector_the_commands_replay_in_process(
 
 
 async def test_with_a_projector_the_commands_ask_it(
-    nats_server: NatsServer, nc: Client, js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient,
+    nats_server: NatsServer,
+    nc: Client,
+    js: JetStreamContext,
+    stream: StreamInfo,
 ) -> None:
     last = await publish(js, scenario())
     async with Projector(settings(nats_server)):
         await caught_up(nc, last)
-        state = await replay(js)
+        state = await replay(reader)
         task = state.task("beta", "sync")
         assert task is not None
         (tasks_code, tasks_out, tasks_err), (hist_code, hist_out, hist_err) = await asyncio.gather(

@@ -12,12 +12,12 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from contracts import STREAM_NAME, Event, NatsConnection, encode, event_headers, event_subject
 from contracts.queries import TASK_STATE_BUCKET, task_state_key
 from dvp_scheduler.natsserver import NatsServer
-from projector import Projector, ProjectorSettings, history, list_tasks, replay
+from projector import Projector, ProjectorSettings, ReaderClient, history, list_tasks, replay
 from projector.queries import ask_history, ask_status, ask_tasks
 from tests.support import eventually
 from tests.unit.projector import events as ev
@@ -88,12 +88,16 @@ def builtins(value: Any) -> Any:
 
 
 async def test_served_state_and_history_equal_an_in_process_replay(
-    nats_server: NatsServer, nc: Client, js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient,
+    nats_server: NatsServer,
+    nc: Client,
+    js: JetStreamContext,
+    stream: StreamInfo,
 ) -> None:
     last = await publish(js, scenario())
     async with running(nats_server) as projector:
         await caught_up(nc, last)
-        replayed = await replay(js)
+        replayed = await replay(reader)
         assert projector.state == replayed
 
         served = await ask_tasks(nc, include_unregistered=True)
@@ -132,7 +136,7 @@ async def test_served_state_and_history_equal_an_in_process_replay(
 
 
 async def test_replay_until_gives_the_state_that_held_then(
-    js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     f1, f2 = ev.at(300), ev.at(600)
     await publish(
@@ -147,7 +151,7 @@ async def test_replay_until_gives_the_state_that_held_then(
             ev.succeeded(f2, ev.at(602)),
         ],
     )
-    then = await replay(js, until=ev.at(450))
+    then = await replay(reader, until=ev.at(450))
     task = then.task(ev.TENANT, ev.TASK)
     assert task is not None
     assert task.last_outcome == "failed"
@@ -155,16 +159,20 @@ async def test_replay_until_gives_the_state_that_held_then(
     assert task.succeeded == 0
     assert [e.status for e in history(task)] == ["failed"]
 
-    now = await replay(js)
+    now = await replay(reader)
     task = now.task(ev.TENANT, ev.TASK)
     assert task is not None
     assert task.last_outcome == "succeeded"
     assert (task.succeeded, task.failed, task.consecutive_failures) == (1, 1, 0)
-    assert await replay(js, until=ev.at(450)) == then  # deterministic
+    assert await replay(reader, until=ev.at(450)) == then  # deterministic
 
 
 async def test_restart_from_the_checkpoint_equals_a_full_replay(
-    nats_server: NatsServer, nc: Client, js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient,
+    nats_server: NatsServer,
+    nc: Client,
+    js: JetStreamContext,
+    stream: StreamInfo,
 ) -> None:
     events = scenario()
     first = await publish(js, events[:10])
@@ -175,10 +183,11 @@ async def test_restart_from_the_checkpoint_equals_a_full_replay(
     async with running(nats_server) as projector:
         assert projector.resumed_from == first
         await caught_up(nc, last)
-        assert projector.state == await replay(js)
+        assert projector.state == await replay(reader)
 
 
 async def test_checkpoint_in_a_file(
+    reader: ReaderClient,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
@@ -192,11 +201,15 @@ async def test_checkpoint_in_a_file(
     assert path.stat().st_size > 0
     async with running(nats_server, checkpoint_file=path, mirror=False) as projector:
         assert projector.resumed_from == first
-        assert projector.state == await replay(js)
+        assert projector.state == await replay(reader)
 
 
 async def test_garbage_and_unknown_versions_do_not_stop_it(
-    nats_server: NatsServer, nc: Client, js: JetStreamContext, stream: StreamInfo
+    reader: ReaderClient,
+    nats_server: NatsServer,
+    nc: Client,
+    js: JetStreamContext,
+    stream: StreamInfo,
 ) -> None:
     fire = ev.at(300)
     async with running(nats_server) as projector:
@@ -213,11 +226,15 @@ async def test_garbage_and_unknown_versions_do_not_stop_it(
         assert status.events_applied == 3
         [row] = await ask_tasks(nc) or []
         assert row["status"] == "running"
-        assert projector.state == await replay(js)
+        assert projector.state == await replay(reader)
 
 
-async def test_replay_of_an_empty_or_missing_stream(js: JetStreamContext) -> None:
+async def test_replay_of_an_empty_or_missing_stream(
+    reader: ReaderClient, js: JetStreamContext
+) -> None:
+    with pytest.raises(NotFoundError):
+        await replay(reader)
     await js.add_stream(name=STREAM_NAME, subjects=["dvp.tasks.>"])
-    state = await replay(js)
+    state = await replay(reader)
     assert state.tasks == {}
     assert state.sequence == 0

@@ -1,0 +1,450 @@
+"""Reading the stream in order, fast: what replay, the projector and ``events`` read with.
+
+nats-py's ordered consumer spends about 15 µs on each message before its callback starts: it
+builds a ``Msg``, parses every header, queues the message for a task of the subscription and
+awaits a coroutine per message. Decoding and folding an event costs less than that. So this
+module keeps nats-py for the connection (reconnects, TLS, credentials) and its protocol parser,
+and takes over from there for one kind of subscription: the parser hands each message of an
+`OrderedReader`'s delivery subject straight to a synchronous handler.
+
+`OrderedReader` is an ordered consumer of its own, as the NATS clients build theirs: an ephemeral
+push consumer with acks off, flow control and idle heartbeats, whose delivery sequence it checks.
+On a gap, or when the consumer falls silent (a server restart loses it), it opens a new one just
+after the last stream sequence it handed over; so every message is handed over once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from contracts.stream import STREAM_NAME
+from contracts.subjects import ALL_EVENTS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_SECONDS: Final = 5.0
+"""How often the server tells an idle reader's consumer is still there."""
+
+_INACTIVE_THRESHOLD_SECONDS: Final = 120.0
+"""The server removes a reader's consumer this long after its reader went away unannounced."""
+
+_CLEANUP_TIMEOUT_SECONDS: Final = 2.0
+_REOPEN_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+_CONTROL_STATUS: Final = b"NATS/1.0 100"
+"""How flow control requests and idle heartbeats begin: headers only, with this status."""
+
+_WHITESPACE: Final = re.compile(r"\s")
+
+DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+"""Called by the protocol parser with (subject, reply, body, raw headers) of one message."""
+
+StreamHandler = Callable[[int, bytes, bytes], object]
+"""Called with (stream sequence, subject, body) of each message, once each, in stream order."""
+
+
+class ReaderClient(Client):
+    """nats-py's client, with two additions for reading streams fast.
+
+    `subscribe_direct` hands a subscription's messages from the protocol parser straight to a
+    synchronous function (no ``Msg``, no queue, no task); and header lines are parsed several
+    times faster than the stock parser does (a property test shows the results equal). Every
+    other subscription behaves as with nats-py's own client.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._direct: dict[int, DirectHandler] = {}
+
+    async def subscribe_direct(self, subject: str, handler: DirectHandler) -> Subscription:
+        """Subscribe to ``subject``; its messages go to ``handler`` as the parser reads them.
+
+        ``handler`` runs inside the connection's read loop: it must not block, and what it
+        raises is the caller's bug (it ends up in the client's error callback).
+        """
+        subscription = await self.subscribe(subject)
+        # nats-py names a subscription only by this private id, which is what the parser gives.
+        self._direct[subscription._id] = handler
+        return subscription
+
+    async def unsubscribe_direct(self, subscription: Subscription) -> None:
+        """Stop handing ``subscription``'s messages over (at once), and unsubscribe it."""
+        self._direct.pop(subscription._id, None)
+        with contextlib.suppress(nats.errors.Error):
+            await subscription.unsubscribe()
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        handler = self._direct.get(sid)
+        if handler is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+        else:
+            handler(subject, reply, data, headers)
+
+    @staticmethod
+    def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in raw.split(b"\r\n"):
+            if not line:
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            try:
+                key = name.strip().decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            if _WHITESPACE.search(key):
+                continue
+            out[key] = value.strip().decode("utf-8", "replace")
+        return out
+
+
+async def connect_for_reading(**options: Any) -> ReaderClient:
+    """Like ``nats.connect(**options)``, giving a `ReaderClient`."""
+    client = ReaderClient()
+    await client.connect(**options)
+    return client
+
+
+def stream_position(reply: str | bytes) -> tuple[int, int]:
+    """(stream sequence, messages still pending) of a JetStream message, from its reply subject."""
+    sequence, _, pending = _ack_fields(reply.encode() if isinstance(reply, str) else reply)
+    return sequence, pending
+
+
+def _ack_fields(reply: bytes) -> tuple[int, int, int]:
+    """(stream sequence, consumer delivery sequence, pending) from a JetStream reply subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`` (9 tokens) or the
+    form with domain and account hash first (12 tokens)."""
+    tokens = reply.split(b".")
+    if len(tokens) == 9:
+        return int(tokens[5]), int(tokens[6]), int(tokens[8])
+    if len(tokens) >= 12:
+        return int(tokens[7]), int(tokens[8]), int(tokens[10])
+    raise ValueError(f"not a JetStream message reply subject: {reply!r}")
+
+
+class OrderedReader:
+    """Hands every message on ``subject`` in ``stream`` to ``handle``, once each, in order.
+
+    It starts at ``start_time`` if given, else at ``start_sequence`` (1: the beginning). With
+    ``to_end`` the read is over (`finished`) after the last message the stream held when it
+    started; otherwise it follows new messages until `stop`. If ``handle`` raises, the read
+    stops and `finished` holds the exception. Use it as an async context manager::
+
+        async with OrderedReader(nc, handle, to_end=True) as reader:
+            await reader.finished
+    """
+
+    def __init__(
+        self,
+        nc: ReaderClient,
+        handle: StreamHandler,
+        *,
+        stream: str = STREAM_NAME,
+        subject: str = ALL_EVENTS,
+        start_sequence: int = 1,
+        start_time: datetime | None = None,
+        to_end: bool = False,
+        heartbeat: float = DEFAULT_HEARTBEAT_SECONDS,
+    ) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._handle = handle
+        self._stream = stream
+        self._subject = subject
+        self._start_sequence = max(1, start_sequence)
+        self._start_time = start_time
+        self._to_end = to_end
+        self._heartbeat = heartbeat
+        self._finished: asyncio.Future[None] | None = None
+        self._subscription: Subscription | None = None
+        self._consumer: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_delivery = 1
+        self._reopening = False
+        self._active = False
+        self.end_sequence = 0
+        """With ``to_end``: the stream's last sequence when the read started."""
+        self.sequence = 0
+        """The stream sequence of the last message handed over (0: none yet)."""
+        self.read = 0
+        """How many messages were handed over."""
+        self.reopened = 0
+        """How often a new consumer took over (after a gap or a silent consumer)."""
+
+    @property
+    def finished(self) -> asyncio.Future[None]:
+        """Done when the read is over: at the end (``to_end``), on `stop`, or with the error
+        ``handle`` raised."""
+        if self._finished is None:
+            raise RuntimeError("the reader has not started: call start() first")
+        return self._finished
+
+    async def start(self) -> None:
+        """Create the consumer; messages flow to ``handle`` from now on.
+
+        Raises ``nats.js.errors.NotFoundError`` when the stream does not exist.
+        """
+        self._finished = asyncio.get_running_loop().create_future()
+        if self._to_end:
+            info = await self._js.stream_info(self._stream)
+            self.end_sequence = info.state.last_seq
+            if self.end_sequence < self._start_sequence:
+                self._finish(None)
+                return
+        await self._open()
+        self._spawn(self._watch())
+
+    async def stop(self) -> None:
+        """Stop reading, and remove the consumer."""
+        self._finish(None)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._close_consumer()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _on_message(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        self._active = True
+        if not data and headers is not None and headers.startswith(_CONTROL_STATUS):
+            self._on_control(reply, headers)
+            return
+        finished = self._finished
+        if self._reopening or finished is None or finished.done():
+            return
+        try:
+            sequence, delivery, pending = _ack_fields(reply)
+        except ValueError:
+            log.warning("ignoring a message on %r that is not from a stream", subject)
+            return
+        if delivery != self._next_delivery:
+            self._reopen(
+                f"delivery {delivery} of the consumer arrived, {self._next_delivery} expected"
+            )
+            return
+        self._next_delivery = delivery + 1
+        self.sequence = sequence
+        self.read += 1
+        try:
+            self._handle(sequence, subject, data)
+        except Exception as error:
+            self._finish(error)
+            return
+        if self._to_end and (pending == 0 or sequence >= self.end_sequence):
+            self._finish(None)
+
+    def _on_control(self, reply: bytes, headers: bytes) -> None:
+        if reply:  # a flow control request: everything before it was handled already
+            self._spawn(self._publish(reply.decode()))
+            return
+        fields = ReaderClient._parse_header_lines(headers.partition(b"\r\n")[2])
+        stalled = fields.get("Nats-Consumer-Stalled")
+        if stalled:
+            self._spawn(self._publish(stalled))
+        last = fields.get("Nats-Last-Consumer")
+        if last is not None and last.isdigit() and int(last) != self._next_delivery - 1:
+            self._reopen(
+                f"the consumer delivered {last} messages, {self._next_delivery - 1} arrived"
+            )
+
+    async def _open(self) -> None:
+        subscription = await self._nc.subscribe_direct(self._nc.new_inbox(), self._on_message)
+        self._subscription = subscription
+        self._next_delivery = 1
+        self._reopening = False
+        self._active = True
+        config = ConsumerConfig(
+            deliver_subject=subscription.subject,
+            filter_subject=self._subject,
+            ack_policy=AckPolicy.NONE,
+            max_deliver=1,
+            flow_control=True,
+            idle_heartbeat=self._heartbeat,
+            mem_storage=True,
+            num_replicas=1,
+            inactive_threshold=_INACTIVE_THRESHOLD_SECONDS,
+            **self._position(),
+        )
+        try:
+            info = await self._js.add_consumer(self._stream, config)
+        except BaseException:
+            self._reopening = True
+            self._subscription = None
+            await self._nc.unsubscribe_direct(subscription)
+            raise
+        self._consumer = info.name
+        if self._to_end and info.num_pending == 0 and self.read == 0:
+            self._finish(None)  # nothing on this subject up to the end
+
+    def _position(self) -> dict[str, Any]:
+        if self.sequence > 0:
+            return {
+                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": self.sequence + 1,
+            }
+        if self._start_time is not None:
+            return {
+                "deliver_policy": DeliverPolicy.BY_START_TIME,
+                "opt_start_time": self._start_time,
+            }
+        if self._start_sequence > 1:
+            return {
+                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": self._start_sequence,
+            }
+        return {"deliver_policy": DeliverPolicy.ALL}
+
+    def _reopen(self, why: str) -> None:
+        if self._reopening or self._finished is None or self._finished.done():
+            return
+        self._reopening = True
+        log.info("reading %s again after sequence %d: %s", self._stream, self.sequence, why)
+        self._spawn(self._reopen_consumer())
+
+    async def _reopen_consumer(self) -> None:
+        await self._close_consumer()
+        for attempt in range(1_000_000):
+            try:
+                await self._open()
+            except (nats.errors.Error, TimeoutError) as error:
+                delay = _REOPEN_DELAYS[min(attempt, len(_REOPEN_DELAYS) - 1)]
+                log.warning(
+                    "cannot open a consumer on %s (%s); trying again in %.1f s",
+                    self._stream,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.reopened += 1
+                return
+
+    async def _watch(self) -> None:
+        """Open a new consumer when the current one falls silent: no message and no heartbeat
+        for two heartbeat intervals."""
+        silence = 2 * self._heartbeat
+        while True:
+            await asyncio.sleep(silence)
+            if not self._active and not self._reopening:
+                self._reopen(f"no message nor heartbeat for {silence:g} s")
+            self._active = False
+
+    async def _close_consumer(self) -> None:
+        subscription, consumer = self._subscription, self._consumer
+        self._subscription = self._consumer = None
+        if subscription is not None:
+            await self._nc.unsubscribe_direct(subscription)
+        if consumer is not None and self._nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                async with asyncio.timeout(_CLEANUP_TIMEOUT_SECONDS):
+                    await self._js.delete_consumer(self._stream, consumer)
+
+    async def _publish(self, subject: str) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._nc.publish(subject)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finish(self, error: Exception | None) -> None:
+        finished = self._finished
+        if finished is None or finished.done():
+            return
+        if error is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(error)
+
+
+@dataclass(slots=True, frozen=True)
+class ReadProgress:
+    """How far a read has come."""
+
+    read: int
+    sequence: int
+    last_sequence: int
+    elapsed_seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Messages per second so far."""
+        return self.read / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[ReadProgress], None]
+
+
+async def read_to_end(
+    nc: ReaderClient,
+    handle: StreamHandler,
+    *,
+    subject: str = ALL_EVENTS,
+    start_sequence: int = 1,
+    start_time: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = 0.5,
+) -> int:
+    """Hand every message on ``subject`` from the start position up to the stream's end (as of
+    the call) to ``handle``, in order; return how many were read.
+
+    ``progress``, if given, hears how far the read is every ``progress_interval`` seconds and
+    once at the end. Raises ``nats.js.errors.NotFoundError`` when there is no stream.
+    """
+    started = time.perf_counter()
+    reader = OrderedReader(
+        nc,
+        handle,
+        subject=subject,
+        start_sequence=start_sequence,
+        start_time=start_time,
+        to_end=True,
+    )
+
+    def report() -> None:
+        if progress is not None:
+            progress(
+                ReadProgress(
+                    reader.read, reader.sequence, reader.end_sequence, time.perf_counter() - started
+                )
+            )
+
+    async with reader:
+        finished = reader.finished
+        while not finished.done():
+            await asyncio.wait([finished], timeout=progress_interval)
+            if not finished.done():
+                report()
+        finished.result()
+    report()
+    return reader.read

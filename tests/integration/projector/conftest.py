@@ -1,0 +1,20 @@
+"""Fixtures of the projector's integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dvp_scheduler.natsserver import NatsServer
+from projector import ReaderClient, connect_for_reading
+
+
+@pytest.fixture
+async def reader(nats_server: NatsServer) -> AsyncIterator[ReaderClient]:
+    """A reading client (what replay needs) connected to the test server; closed after."""
+    client = await connect_for_reading(servers=nats_server.url, max_reconnect_attempts=0)
+    try:
+        yield client
+    finally:
+        await client.close()
