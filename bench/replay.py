@@ -1,12 +1,12 @@
-"""Replay benchmark: how fast ``dvp-scheduler replay`` folds the stream, against the raw limit.
+"""Replay benchmark: how fast ``dvp-scheduler replay`` folds the stream, against a bare read.
 
 Writes ``--events`` events (default 1,000,000) of a realistic mix over ``--tasks`` tasks
 (default 10,000) to a fresh stream on an embedded nats-server (or ``--nats-url``), then in one
 run measures
 
 (a) the bare read: a nats-py ordered consumer with a message callback that decodes nothing, and
-(b) ``dvp-scheduler replay --json`` run as a user runs it (a child process), which reads,
-    decodes and folds every event,
+(b) ``dvp-scheduler replay --json`` run as a user runs it (a child process), which reads
+    every event with its own ordered reader (`projector.reader`), decodes it and folds it,
 
 alternating them ``--rounds`` times (default 3; on a shared machine the best round is the one
 least disturbed), and prints events/s for each, the ratio (b)/(a) and the peak memory (max RSS)

@@ -122,12 +122,6 @@ async def connect_for_reading(**options: Any) -> ReaderClient:
     return client
 
 
-def stream_position(reply: str | bytes) -> tuple[int, int]:
-    """(stream sequence, messages still pending) of a JetStream message, from its reply subject."""
-    sequence, _, pending = _ack_fields(reply.encode() if isinstance(reply, str) else reply)
-    return sequence, pending
-
-
 def _ack_fields(reply: bytes) -> tuple[int, int, int]:
     """(stream sequence, consumer delivery sequence, pending) from a JetStream reply subject:
     ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`` (9 tokens) or the
