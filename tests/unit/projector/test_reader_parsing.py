@@ -1,12 +1,14 @@
-"""The faster header parser gives exactly what nats-py's own gives."""
+"""What the stream reader parses itself: header lines (exactly as nats-py does) and the
+positions in a JetStream reply subject."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from projector.reader import ReaderClient
+from projector.reader import ReaderClient, _ack_fields
 
 names = st.text(st.characters(codec="ascii"), max_size=12) | st.sampled_from(
     ["Dvp-Event-Type", "Nats-Msg-Id", " Spaced Name", "tab\there", "x\x1cy", "Nats-Sequence"]
@@ -27,3 +29,18 @@ def test_a_typical_event_header_block() -> None:
         "Dvp-Event-Type": "task.due.v1",
         "Nats-Msg-Id": "due:e:1",
     }
+
+
+def test_positions_from_a_reply_subject() -> None:
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+    assert _ack_fields(b"$JS.ACK.DVP_TASKS.c1.1.1207.35.1764000000000000000.42") == (1207, 35, 42)
+
+
+def test_positions_from_a_reply_subject_with_domain_and_account() -> None:
+    reply = b"$JS.ACK.hub.ACCHASH.DVP_TASKS.c1.1.1207.35.1764000000000000000.42.rnd"
+    assert _ack_fields(reply) == (1207, 35, 42)
+
+
+def test_a_reply_subject_that_is_not_from_a_stream() -> None:
+    with pytest.raises(ValueError, match="not a JetStream message reply subject"):
+        _ack_fields(b"_INBOX.abc.def")
