@@ -80,7 +80,7 @@ async def test_node_subscriber_understands_a_real_run(
             "executor",
             "--no-entry-points",
             "--plugin",
-            "tests.reference_plugins.pulse:PulsePlugin",
+            "tests.plugins.pulse:PulsePlugin",
         ),
         await service(url, "ticker"),
     ]

@@ -29,7 +29,7 @@ from dvp_cms.plugins.hooks.scheduled_tasks import (
     TaskSchedule,
 )
 from dvp_cms.plugins.hookspec import ScheduledTaskHooks
-from tests.reference_plugins.evidence import (
+from tests.plugins.evidence import (
     ArchivePlugin,
     AsyncPolicyPlugin,
     CredentialsRejectedError,
@@ -74,7 +74,7 @@ class TestPageDataClasses:
 
 class TestDiscovery:
     def test_module_attr_loads_a_class_or_an_instance(self) -> None:
-        plugin = load_plugin("tests.reference_plugins.evidence:ArchivePlugin")
+        plugin = load_plugin("tests.plugins.evidence:ArchivePlugin")
         assert isinstance(plugin, ArchivePlugin)
         assert plugin.name == "archive"
 
@@ -82,10 +82,10 @@ class TestDiscovery:
         ("reference", "expected"),
         [
             ("no-colon", "must look like 'package.module:PluginClass'"),
-            ("tests.reference_plugins.nope:X", "importing 'tests.reference_plugins.nope' failed"),
-            ("tests.reference_plugins.evidence:Missing", "has no attribute 'Missing'"),
-            ("tests.reference_plugins.evidence:QuotaExceededError", "does not subclass"),
-            ("tests.reference_plugins.evidence:plugin_factory_attribute", "expected a Plugin"),
+            ("tests.plugins.nope:X", "importing 'tests.plugins.nope' failed"),
+            ("tests.plugins.evidence:Missing", "has no attribute 'Missing'"),
+            ("tests.plugins.evidence:QuotaExceededError", "does not subclass"),
+            ("tests.plugins.evidence:plugin_factory_attribute", "expected a Plugin"),
         ],
     )
     def test_bad_references_say_what_is_wrong(self, reference: str, expected: str) -> None:
@@ -96,10 +96,10 @@ class TestDiscovery:
     def test_a_plugin_that_fails_to_load_does_not_stop_the_others(self) -> None:
         found = discover_plugins(
             [
-                "tests.reference_plugins.evidence:ArchivePlugin",
-                "tests.reference_plugins.evidence:Missing",
-                "tests.reference_plugins.evidence:MarketFeedPlugin",
-                "tests.reference_plugins.evidence:ArchivePlugin",
+                "tests.plugins.evidence:ArchivePlugin",
+                "tests.plugins.evidence:Missing",
+                "tests.plugins.evidence:MarketFeedPlugin",
+                "tests.plugins.evidence:ArchivePlugin",
             ],
             use_entry_points=False,
         )
@@ -116,7 +116,7 @@ class TestDiscovery:
             "Metadata-Version: 2.1\nName: evidence-plugins\nVersion: 1.0\n"
         )
         (dist / "entry_points.txt").write_text(
-            "[dvp_cms.plugins]\nmarket = tests.reference_plugins.evidence:MarketFeedPlugin\n"
+            "[dvp_cms.plugins]\nmarket = tests.plugins.evidence:MarketFeedPlugin\n"
         )
         monkeypatch.syspath_prepend(str(tmp_path))
         found = discover_plugins()
@@ -328,7 +328,7 @@ class TestExecuteAndRetryHooks:
         task = (await manager.collect_tasks("acme")).tasks["market-feed.refresh-prices"]
         result = await manager.execute(task, execution(task.task_id))
         assert result.success
-        from tests.reference_plugins.evidence import QuotaExceededError
+        from tests.plugins.evidence import QuotaExceededError
 
         feed.next_error = QuotaExceededError("rate limit exceeded for key k1")
         failed = await manager.execute(task, execution(task.task_id))
