@@ -11,3 +11,7 @@ class NatsServerError(SchedulerError, RuntimeError):
 
 class NatsUnreachableError(SchedulerError, ConnectionError):
     """A command could not connect to NATS (down, wrong address, or refused credentials)."""
+
+
+class MetricsError(SchedulerError, OSError):
+    """The metrics endpoint could not listen on its address."""

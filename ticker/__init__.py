@@ -18,13 +18,15 @@ from ticker._policy import (
     next_due_instant,
     retry_due,
 )
-from ticker._service import Ticker, TickerSettings, TickerStats
+from ticker._service import Ticker, TickerSettings
+from ticker._stats import Histogram, TickerStats
 from ticker.errors import TickerError, TickerStartupError
 
 __all__ = [
     "ON_TIME_GRACE_SECONDS",
     "DueFires",
     "FireHeap",
+    "Histogram",
     "TaskKey",
     "TaskState",
     "Ticker",

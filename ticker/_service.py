@@ -27,7 +27,6 @@ import re
 import time
 from asyncio import Future
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self
@@ -69,9 +68,11 @@ from ticker._policy import (
     TaskState,
     apply_event,
     decide,
+    jitter_offset,
     next_due_instant,
     retry_due,
 )
+from ticker._stats import TickerStats
 from ticker.errors import TickerError, TickerStartupError
 
 log = logging.getLogger("dvp_scheduler.ticker")
@@ -102,20 +103,6 @@ class TickerSettings(BaseModel):
         default=1.0, gt=0, description="pause before a task whose publish failed is tried again"
     )
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
-
-
-@dataclass(slots=True)
-class TickerStats:
-    """Counters, for logs and tests."""
-
-    due_published: int = 0
-    skipped_published: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    publish_errors: int = 0
-    bad_messages: int = 0
-    retries_held: int = 0
-    startup_seconds: float | None = None
 
 
 class Ticker:
@@ -513,6 +500,8 @@ class Ticker:
         apply_event(state, event, ack.seq)
         if isinstance(event, TaskDue):
             self.stats.due_published += 1
+            if event.trigger == "schedule":
+                self._observe_lateness(state, event)
         else:
             self.stats.skipped_published += 1
         # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
@@ -520,6 +509,13 @@ class Ticker:
         level = logging.DEBUG if routine else logging.INFO
         if log.isEnabledFor(level):
             log.log(level, "%s", describe_event(event), extra=event_log_fields(event))
+
+    def _observe_lateness(self, state: TaskState, event: TaskDue) -> None:
+        fire = event.scheduled_for
+        spread = state.schedule.jitter_seconds if state.schedule is not None else 0.0
+        jitter = jitter_offset(state.tenant_id, state.task_id, fire, spread)
+        late = time.time() - fire.timestamp() - jitter
+        self.stats.fire_lateness.observe(max(0.0, late))
 
     async def _fire(self, key: TaskKey) -> None:
         not_before: float | None = time.time() + _NOTHING_DUE_PAUSE

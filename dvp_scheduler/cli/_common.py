@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import NatsConnection
 from dvp_scheduler.errors import NatsUnreachableError
+from dvp_scheduler.metrics import DEFAULT_METRICS_HOST, MetricsEndpoint, MetricsReader
 
 _CONNECT_SECONDS = 10.0
 
@@ -57,6 +58,37 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nats-tls-ca-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-cert-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-key-file", metavar="FILE", type=Path)
+
+
+METRICS_ENVIRONMENT = ("DVP_METRICS_PORT", "DVP_METRICS_HOST")
+"""Environment variables giving the defaults of ``--metrics-port`` and ``--metrics-host``."""
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--metrics-port`` and ``--metrics-host`` (defaults from `METRICS_ENVIRONMENT`)."""
+    group = parser.add_argument_group("metrics (environment: DVP_METRICS_PORT, DVP_METRICS_HOST)")
+    port = os.environ.get("DVP_METRICS_PORT")
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        default=int(port) if port else None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: none served)",
+    )
+    group.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        default=os.environ.get("DVP_METRICS_HOST", DEFAULT_METRICS_HOST),
+        help=f"address the metrics endpoint listens on (default {DEFAULT_METRICS_HOST}; "
+        "0.0.0.0 in a container)",
+    )
+
+
+def metrics_endpoint(args: argparse.Namespace, read: MetricsReader) -> MetricsEndpoint | None:
+    """The endpoint ``--metrics-port`` asks for, not started yet; ``None`` when none is."""
+    if args.metrics_port is None:
+        return None
+    return MetricsEndpoint(read, port=args.metrics_port, host=args.metrics_host)
 
 
 def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,19 +178,34 @@ class Service(AbstractAsyncContextManager["Service"], Protocol):
         """Return once the service has stopped (on `stop`, or on a fatal error)."""
 
 
-async def serve(service: Service, *, on_ready: Callable[[], object] | None = None) -> None:
+async def serve(
+    service: Service,
+    *,
+    on_ready: Callable[[], object] | None = None,
+    metrics: MetricsEndpoint | None = None,
+) -> None:
     """Run ``service`` until SIGINT or SIGTERM, then stop it gracefully.
 
-    ``on_ready`` runs once the service has started (e.g. a process-wide tuning step).
+    ``on_ready`` runs once the service has started (e.g. a process-wide tuning step); the
+    ``metrics`` endpoint, if any, listens from then until the service stops.
     """
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.stop)
     try:
         async with service:
-            if on_ready is not None:
-                on_ready()
-            await service.wait_stopped()
+            if metrics is not None:
+                metrics.start()
+                logging.getLogger("dvp_scheduler").info(
+                    "metrics at http://%s:%d/metrics", metrics.host, metrics.port
+                )
+            try:
+                if on_ready is not None:
+                    on_ready()
+                await service.wait_stopped()
+            finally:
+                if metrics is not None:
+                    metrics.stop()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -9,11 +9,14 @@ import signal
 from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
+    add_metrics_arguments,
     add_plugin_arguments,
     connection_from_arguments,
     importable_from_current_directory,
+    metrics_endpoint,
     serve,
 )
+from dvp_scheduler.metrics import executor_metrics
 from executor import Executor, ExecutorSettings
 
 
@@ -46,6 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="on shutdown, how long in-flight attempts may finish (30)",
     )
     parser.add_argument("--worker", metavar="NAME", help="worker name in events (host:pid)")
+    add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -64,15 +68,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.worker:
         options["worker"] = args.worker
     settings = ExecutorSettings.model_validate(options)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, args))
     return 0
 
 
-async def _serve(settings: ExecutorSettings) -> None:
+async def _serve(settings: ExecutorSettings, args: argparse.Namespace) -> None:
     executor = Executor(settings)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, executor.request_reload)
     try:
-        await serve(executor)
+        await serve(executor, metrics=metrics_endpoint(args, lambda: executor_metrics(executor)))
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

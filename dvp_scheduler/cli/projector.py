@@ -6,7 +6,14 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments, serve
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    add_metrics_arguments,
+    connection_from_arguments,
+    metrics_endpoint,
+    serve,
+)
+from dvp_scheduler.metrics import projector_metrics
 from projector import DEFAULT_HISTORY_LIMIT, Projector, ProjectorSettings
 
 
@@ -43,6 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--no-mirror", action="store_true", help="do not write task state to the KV bucket"
     )
+    add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -54,5 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         history_limit=args.history_limit,
         mirror=not args.no_mirror,
     )
-    asyncio.run(serve(Projector(settings)))
+    projector = Projector(settings)
+    metrics = metrics_endpoint(args, lambda: projector_metrics(projector))
+    asyncio.run(serve(projector, metrics=metrics))
     return 0

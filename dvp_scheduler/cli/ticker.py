@@ -6,7 +6,14 @@ import argparse
 import asyncio
 import gc
 
-from dvp_scheduler.cli._common import add_connection_arguments, connection_from_arguments, serve
+from dvp_scheduler.cli._common import (
+    add_connection_arguments,
+    add_metrics_arguments,
+    connection_from_arguments,
+    metrics_endpoint,
+    serve,
+)
+from dvp_scheduler.metrics import ticker_metrics
 from ticker import Ticker
 
 
@@ -19,6 +26,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "Tickers run active-active: start as many as you like.",
     )
     add_connection_arguments(parser)
+    add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -26,5 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
     # Start-up builds state for every task; freezing it keeps the garbage collector from
     # rescanning 100,000 long-lived objects in the middle of a burst of fires.
-    asyncio.run(serve(Ticker(connection), on_ready=gc.freeze))
+    ticker = Ticker(connection)
+    metrics = metrics_endpoint(args, lambda: ticker_metrics(ticker))
+    asyncio.run(serve(ticker, on_ready=gc.freeze, metrics=metrics))
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dvp_scheduler.cli import build_parser
-from dvp_scheduler.cli._common import ConnectionEnvironment
+from dvp_scheduler.cli._common import METRICS_ENVIRONMENT, ConnectionEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,10 +55,25 @@ def test_every_command_is_a_real_cli_command() -> None:
 
 def test_the_environment_is_what_the_services_read() -> None:
     known = {f"DVP_NATS_{field.upper()}" for field in ConnectionEnvironment.model_fields}
+    known.update(METRICS_ENVIRONMENT)
     for name, spec in our_services().items():
         environment = spec.get("environment", {})
         assert isinstance(environment, dict)
         assert set(environment) <= known, name
+
+
+def test_the_services_serve_metrics_on_every_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = our_services()
+    environment = services["ticker"]["environment"]
+    assert isinstance(environment, dict)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, str(value))
+    parser = build_parser()
+    for name in ("ticker", "executor", "projector"):
+        command = services[name]["command"]
+        assert isinstance(command, list)
+        args = parser.parse_args([str(part) for part in command])
+        assert (args.metrics_host, args.metrics_port) == ("0.0.0.0", 9464), name
 
 
 def test_the_dockerfile_installs_every_package() -> None:

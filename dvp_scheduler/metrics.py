@@ -1,0 +1,216 @@
+"""The metrics endpoint: a service's counters in the Prometheus text format, over HTTP.
+
+The services only count (`ticker.TickerStats`, `executor.ExecutorStats`, the projector's state);
+this module reads those counts when Prometheus scrapes, so serving metrics costs the services
+nothing between scrapes. The endpoint also carries the usual process metrics (memory, CPU, open
+files, garbage collections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from threading import Thread
+from typing import TYPE_CHECKING, Final
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from dvp_scheduler.errors import MetricsError
+
+if TYPE_CHECKING:  # each command imports only the service it runs
+    from executor import Executor
+    from projector import Projector
+    from ticker import Ticker
+
+DEFAULT_METRICS_HOST: Final = "127.0.0.1"
+
+MetricsReader = Callable[[], Iterable[Metric]]
+"""Reads a service's metrics at the moment of a scrape."""
+
+
+class MetricsEndpoint:
+    """``http://HOST:PORT/metrics`` for one service, served from a thread of its own."""
+
+    def __init__(self, read: MetricsReader, *, port: int, host: str = DEFAULT_METRICS_HOST) -> None:
+        self._read = read
+        self._host = host
+        self._port = port
+        self._server: WSGIServer | None = None
+        self._thread: Thread | None = None
+
+    @property
+    def host(self) -> str:
+        """The address it listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked when 0 was asked for)."""
+        return self._server.server_port if self._server is not None else self._port
+
+    def start(self) -> None:
+        """Listen; raises `MetricsError` when the address cannot be had."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Reading(self._read))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        try:
+            self._server, self._thread = start_http_server(
+                self._port, addr=self._host, registry=registry
+            )
+        except OSError as error:
+            raise MetricsError(
+                f"cannot serve metrics on {self._host}:{self._port} ({error.strerror or error}): "
+                "choose another --metrics-port, or leave it out to serve none"
+            ) from error
+
+    def stop(self) -> None:
+        """Stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+class _Reading(Collector):
+    def __init__(self, read: MetricsReader) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._read())
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
+    """The ticker's metrics (prefix ``dvp_ticker_``)."""
+    stats = ticker.stats
+    yield _gauge("dvp_ticker_tasks", "Tasks this ticker knows of.", ticker.task_count)
+    published = CounterMetricFamily(
+        "dvp_ticker_events_published",
+        "Events this ticker wrote to the stream, by type.",
+        labels=["event"],
+    )
+    published.add_metric(["due"], stats.due_published)
+    published.add_metric(["skipped"], stats.skipped_published)
+    yield published
+    yield _counter(
+        "dvp_ticker_duplicates",
+        "Publishes the stream already held (another ticker, or a retried publish, was first).",
+        stats.duplicates,
+    )
+    yield _counter(
+        "dvp_ticker_conflicts",
+        "Publishes refused because the task moved on in the stream (another ticker was first).",
+        stats.conflicts,
+    )
+    yield _counter("dvp_ticker_publish_errors", "Publishes that failed.", stats.publish_errors)
+    yield _counter(
+        "dvp_ticker_bad_messages", "Messages that were not events, skipped.", stats.bad_messages
+    )
+    yield _counter(
+        "dvp_ticker_retries_held",
+        "Retry messages put back until their retry_at.",
+        stats.retries_held,
+    )
+    if stats.startup_seconds is not None:
+        yield _gauge(
+            "dvp_ticker_startup_seconds",
+            "Seconds the ticker took to read the stream's state at start.",
+            stats.startup_seconds,
+        )
+    lateness = stats.fire_lateness
+    yield HistogramMetricFamily(
+        "dvp_ticker_fire_lateness_seconds",
+        "From each on-time fire's instant (after its jitter) to the stream's acknowledgement "
+        "of its TaskDue.",
+        buckets=[
+            ("+Inf" if bound == float("inf") else repr(bound), count)
+            for bound, count in lateness.cumulative()
+        ],
+        sum_value=lateness.total,
+    )
+
+
+def executor_metrics(executor: Executor) -> Iterator[Metric]:
+    """The executor's metrics (prefix ``dvp_executor_``)."""
+    stats = executor.stats
+    yield _gauge("dvp_executor_attempts_running", "Attempts running now.", executor.in_flight)
+    yield _counter("dvp_executor_attempts_started", "Attempts started.", stats.started)
+    ended = CounterMetricFamily(
+        "dvp_executor_attempts_ended", "Attempts ended, by outcome.", labels=["outcome"]
+    )
+    ended.add_metric(["succeeded"], stats.succeeded)
+    ended.add_metric(["retry_scheduled"], stats.retries_scheduled)
+    ended.add_metric(["failed"], stats.failed)
+    yield ended
+    yield _counter(
+        "dvp_executor_bad_input",
+        "TaskDue messages that could not be run (not an event, unknown task), terminated.",
+        stats.bad_input,
+    )
+    yield _counter(
+        "dvp_executor_already_recorded",
+        "Redelivered attempts whose outcome the stream already held: acknowledged, not rerun.",
+        stats.already_recorded,
+    )
+    yield _counter(
+        "dvp_executor_returned",
+        "Attempts cancelled at shutdown and given back for redelivery.",
+        stats.returned,
+    )
+    registrations = CounterMetricFamily(
+        "dvp_executor_registrations",
+        "Task definitions this executor published, by change.",
+        labels=["change"],
+    )
+    registrations.add_metric(["registered"], stats.registered)
+    registrations.add_metric(["unregistered"], stats.unregistered)
+    yield registrations
+    yield _counter(
+        "dvp_executor_plugin_errors",
+        "Plugins that failed to load, and rejected task definitions, over every (re)load.",
+        stats.plugin_errors,
+    )
+
+
+def projector_metrics(projector: Projector) -> Iterator[Metric]:
+    """The projector's metrics (prefix ``dvp_projector_``)."""
+    state = projector.state
+    unknown = state.unknown_events.copy()  # a copy is atomic; iterating the live dict is not
+    yield _gauge(
+        "dvp_projector_sequence", "The last stream sequence folded into the state.", state.sequence
+    )
+    yield _gauge("dvp_projector_tasks", "Tasks in the read model.", len(state.tasks))
+    yield _counter(
+        "dvp_projector_events_applied", "Events folded into the state.", state.events_applied
+    )
+    skipped = CounterMetricFamily(
+        "dvp_projector_messages_skipped",
+        "Messages left out of the state, by reason.",
+        labels=["reason"],
+    )
+    skipped.add_metric(["unknown_event_type"], sum(unknown.values()))
+    skipped.add_metric(["not_an_event"], state.invalid_messages)
+    skipped.add_metric(["fold_error"], projector.failed_messages)
+    yield skipped

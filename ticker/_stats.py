@@ -1,0 +1,59 @@
+"""What a ticker counts: for its logs, for tests, and for the metrics endpoint."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Final
+
+LATENESS_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Upper bounds (seconds) of the fire-lateness histogram's buckets."""
+
+
+@dataclass(slots=True)
+class Histogram:
+    """How many observations fell at or under each bound (and above the last), and their sum."""
+
+    bounds: tuple[float, ...] = LATENESS_BOUNDS
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        """How many observations there were."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(bound, observations at or under it) for each bound, then (infinity, all of them)."""
+        running = 0
+        result: list[tuple[float, int]] = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            result.append((bound, running))
+        return result
+
+
+@dataclass(slots=True)
+class TickerStats:
+    """Counters of one ticker's life."""
+
+    due_published: int = 0
+    skipped_published: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    publish_errors: int = 0
+    bad_messages: int = 0
+    retries_held: int = 0
+    startup_seconds: float | None = None
+    fire_lateness: Histogram = field(default_factory=Histogram)
+    """Seconds from each on-time fire's instant (after its jitter) to the stream's
+    acknowledgement of its ``TaskDue``."""
