@@ -268,12 +268,24 @@ async def _events_async(args: argparse.Namespace) -> None:
         except NotFoundError:
             if not args.follow:
                 return
+            _say(f"no stream {STREAM_NAME} yet: waiting for the first service to create it")
+            await _stream_created(js)
         if not args.follow:
             await read_to_end(nc, show, subject=filter_subject, start_time=args.since)
             return
         reader = OrderedReader(nc, show, subject=filter_subject, start_time=args.since)
         async with reader:
             await reader.finished  # until Ctrl-C
+
+
+async def _stream_created(js: JetStreamContext, poll_seconds: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(poll_seconds)
+        try:
+            await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            continue
+        return
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
+from contracts import stream_config
 from dvp_scheduler.natsserver import NatsServer
 from projector import Projector, ReaderClient, history, list_tasks, replay
 from tests.integration.projector.test_projector import caught_up, publish, scenario, settings
@@ -135,3 +136,33 @@ async def test_with_a_projector_the_commands_ask_it(
     assert REPLAYING not in hist_err
     assert json.loads(hist_out) == as_json(history(task, limit=5))
     assert json.loads(hist_out)[0]["attempts"][0]["data"] == {"rows": 3}
+
+
+async def test_events_follow_waits_for_the_stream_then_shows_each_event(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dvp_scheduler",
+        "events",
+        "--follow",
+        "--json",
+        "--nats-url",
+        nats_server.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            waiting = await process.stderr.readline()
+            assert b"no stream DVP_TASKS yet: waiting" in waiting
+            await js.add_stream(stream_config())
+            await publish(js, [ev.registered(), ev.due(ev.at(300))])
+            lines = [json.loads(await process.stdout.readline()) for _ in range(2)]
+        assert [line["type"] for line in lines] == ["task.registered.v1", "task.due.v1"]
+    finally:
+        process.terminate()
+        await process.wait()
