@@ -44,14 +44,15 @@ class FireHeap(Generic[K]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now: float) -> list[K]:
-        """Take every key whose instant is at or before ``now``, earliest first."""
-        heap, live, due = self._heap, self._live, []
+    def pop_due(self, now: float) -> list[tuple[float, K]]:
+        """Take every key whose instant is at or before ``now``: (instant, key), earliest first."""
+        heap, live = self._heap, self._live
+        due: list[tuple[float, K]] = []
         while heap and heap[0][0] <= now:
-            _, counter, key = heapq.heappop(heap)
+            when, counter, key = heapq.heappop(heap)
             if live.get(key) == counter:
                 del live[key]
-                due.append(key)
+                due.append((when, key))
         return due
 
     def _compact(self) -> None:

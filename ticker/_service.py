@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ import time
 from asyncio import Future
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -82,6 +84,10 @@ WRONG_LAST_SEQUENCE: Final = 10071
 
 _MAX_DECISIONS: Final = 8
 _NOTHING_DUE_PAUSE: Final = 0.005
+_DECIDE_AHEAD_SECONDS: Final = 0.1
+"""Fires are decided this long before their instant, so that a burst is sent on the instant."""
+_DECISIONS_PER_TURN: Final = 32
+"""Decisions taken before the loop lets other work (fires due sooner) run."""
 _RETRY_FETCH_BATCH: Final = 256
 _ACTUAL_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
 
@@ -391,16 +397,18 @@ class Ticker:
         try:
             while True:
                 wake.clear()
-                batch = [key for key in heap.pop_due(time.time()) if key not in busy]
-                if batch:
-                    busy.update(batch)
-                    self._spawn(self._fire_batch(batch))
+                due = heap.pop_due(time.time() + _DECIDE_AHEAD_SECONDS)
+                for at, group in itertools.groupby(due, key=itemgetter(0)):
+                    batch = [key for _, key in group if key not in busy]
+                    if batch:
+                        busy.update(batch)
+                        self._spawn(self._fire_batch(batch, at))
                 head = heap.next_at()
                 if timer is not None:
                     timer.cancel()
                     timer = None
                 if head is not None:
-                    delay = head - time.time()
+                    delay = head - _DECIDE_AHEAD_SECONDS - time.time()
                     if delay <= 0:
                         await asyncio.sleep(0)  # let the fires just spawned run first
                         continue
@@ -416,28 +424,43 @@ class Ticker:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _fire_batch(self, keys: list[TaskKey]) -> None:
-        """Fire tasks due at the same moment: decide and send every publish before awaiting any
-        acknowledgement, so that a burst (crons sharing a minute) is in the stream within
-        milliseconds. A publish that is refused or fails goes the guarded one-by-one way."""
+    async def _fire_batch(self, keys: list[TaskKey], at: float) -> None:
+        """Fire tasks due at the same instant ``at``.
+
+        Each decision is taken ahead of ``at`` (on the state as of then, which the publish's
+        guard pins: if the task moves on before ``at``, the stream refuses the publish and the
+        task is decided again). At ``at`` every publish is sent before any acknowledgement is
+        awaited, so that a burst (crons sharing a minute) is in the stream within milliseconds.
+        A publish that is refused or fails goes the guarded one-by-one way.
+        """
         assert self._js is not None
-        now = datetime.now(UTC)
-        sent: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, asyncio.Future[PubAck]]] = []
-        alone: list[TaskKey] = []
-        for key in keys:
+        instant = max(at, time.time())
+        now = datetime.fromtimestamp(instant, UTC)
+        ready: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, str, bytes, dict[str, str]]]
+        ready = []
+        for n, key in enumerate(keys):
+            if n % _DECISIONS_PER_TURN == _DECISIONS_PER_TURN - 1:
+                await asyncio.sleep(0)  # fires due sooner go first
             state = self._states.get(key)
             event = decide(state, now) if state is not None else None
             if state is None or event is None:
-                self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+                self._done(key, instant + _NOTHING_DUE_PAUSE)
                 continue
             try:
                 subject = event_subject(event)
             except InvalidIdentifierError as error:
                 log.error("not publishing for %s/%s: %s", *key, error)
-                self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+                self._done(key, instant + _NOTHING_DUE_PAUSE)
                 continue
+            ready.append((key, state, event, subject, encode(event), _guard_headers(event, state)))
+        wait = at - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        sent: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, asyncio.Future[PubAck]]] = []
+        alone: list[TaskKey] = []
+        for key, state, event, subject, payload, headers in ready:
             try:
-                future = await self._send(subject, encode(event), _guard_headers(event, state))
+                future = await self._send(subject, payload, headers)
             except Exception:
                 alone.append(key)
                 continue

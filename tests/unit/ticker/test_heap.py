@@ -13,7 +13,7 @@ def test_pops_due_keys_earliest_first() -> None:
     heap.push("a", 1.0)
     heap.push("c", 3.0)
     assert heap.next_at() == 1.0
-    assert heap.pop_due(2.5) == ["a", "b"]
+    assert heap.pop_due(2.5) == [(1.0, "a"), (2.0, "b")]
     assert heap.next_at() == 3.0
     assert len(heap) == 1
 
@@ -24,7 +24,7 @@ def test_moving_a_key_leaves_one_entry() -> None:
     assert heap.push("a", 5.0) is True  # still the earliest (the only live one)
     assert heap.pop_due(2.0) == []
     assert heap.next_at() == 5.0
-    assert heap.pop_due(5.0) == ["a"]
+    assert heap.pop_due(5.0) == [(5.0, "a")]
     assert heap.next_at() is None
 
 
@@ -41,7 +41,7 @@ def test_discarded_keys_never_pop() -> None:
     heap.push("b", 2.0)
     heap.discard("a")
     assert "a" not in heap
-    assert heap.pop_due(10.0) == ["b"]
+    assert heap.pop_due(10.0) == [(2.0, "b")]
 
 
 def test_many_moves_stay_compact_and_correct() -> None:
@@ -54,5 +54,6 @@ def test_many_moves_stay_compact_and_correct() -> None:
         latest[key] = when
     assert len(heap._heap) <= 2 * len(latest) + 1025
     popped = heap.pop_due(1000.0)
-    assert sorted(popped) == sorted(latest)
-    assert [latest[k] for k in popped] == sorted(latest.values())
+    assert sorted(key for _, key in popped) == sorted(latest)
+    assert [when for when, _ in popped] == sorted(latest.values())
+    assert all(latest[key] == when for when, key in popped)
