@@ -66,6 +66,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="log level of the services (WARNING; the events are shown anyway)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the events")
+    port = os.environ.get("DVP_METRICS_PORT")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        default=int(port) if port else None,
+        help="serve Prometheus metrics: the projector's on PORT, the ticker's on PORT+1, the "
+        "executor's on PORT+2 (DVP_METRICS_PORT; default: none)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -122,17 +131,22 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
         for tenant in args.tenants:
             executor += ["--tenant", tenant]
         projector = [*common, "projector", "--checkpoint-file", str(data_dir / "projector.ckpt")]
-        for name, command in (
-            ("projector", projector),
-            ("ticker", [*common, "ticker"]),
-            ("executor", executor),
+        for number, (name, command) in enumerate(
+            (("projector", projector), ("ticker", [*common, "ticker"]), ("executor", executor))
         ):
+            if args.metrics_port is not None:
+                command = [*command, "--metrics-port", str(args.metrics_port + number)]
             # A session of its own: Ctrl-C reaches this process only, which stops them in order.
             process = await asyncio.create_subprocess_exec(
                 *command, env=environment, start_new_session=True
             )
             services.append(_Service(name, process))
-            print(f"{name:<14} pid {process.pid}")
+            metrics = (
+                f"  metrics on port {args.metrics_port + number}"
+                if args.metrics_port is not None
+                else ""
+            )
+            print(f"{name:<14} pid {process.pid}{metrics}")
         print(
             "\nevents follow; in another terminal try: dvp-scheduler tasks | "
             "dvp-scheduler history TASK_ID | dvp-scheduler trigger TASK_ID\n"
@@ -150,6 +164,7 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
 def _service_environment(connection: NatsConnection) -> dict[str, str]:
     """The services get the connection the same way any deployment gives it: DVP_NATS_*."""
     environment = dict(os.environ)
+    environment.pop("DVP_METRICS_PORT", None)  # one port each: up passes --metrics-port itself
     for field, value in connection.model_dump(exclude={"name"}).items():
         if value is None:
             continue

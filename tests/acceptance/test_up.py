@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +53,7 @@ class Scheduler:
     def __init__(self, tmp_path: Path) -> None:
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()
         self.output = tmp_path / "up.out"
         plugins = [arg for plugin in EXAMPLES for arg in ("--plugin", plugin)]
         self.log = self.output.open("w")
@@ -65,11 +67,19 @@ class Scheduler:
                 str(self.port),
                 "--data-dir",
                 str(tmp_path / "data"),
+                "--metrics-port",
+                str(self.metrics_port),
                 *plugins,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+
+    def metrics(self, service: int) -> str:
+        """The Prometheus text of the service on ``--metrics-port`` + ``service``."""
+        url = f"http://127.0.0.1:{self.metrics_port + service}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def printed(self) -> str:
         return self.output.read_text()
@@ -142,6 +152,14 @@ def test_a_users_session_with_up(scheduler: Scheduler) -> None:
     )
     assert retried[0]["attempts"][0]["outcome"] == "retry_scheduled"
     assert retried[0]["attempts"][0]["decision"]["delay_seconds"] == 3
+
+    # Each service serves its metrics on a port of its own.
+    projector, ticker, executor = (scheduler.metrics(n) for n in range(3))
+    assert re.search(r"^dvp_projector_tasks [1-9]", projector, re.M)
+    assert re.search(r"^dvp_ticker_events_published_total\{event=\"due\"\} [1-9]", ticker, re.M)
+    assert re.search(
+        r'^dvp_executor_attempts_ended_total\{outcome="failed"\} [1-9]', executor, re.M
+    )
 
     # A manual trigger runs the minutely digest now.
     done = scheduler.cli("trigger", "fact-check.digest")
