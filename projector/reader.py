@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import time
@@ -296,8 +297,8 @@ class OrderedReader:
             await self._nc.unsubscribe_direct(subscription)
             raise
         self._consumer = info.name
-        if self._to_end and info.num_pending == 0 and self.read == 0:
-            self._finish(None)  # nothing on this subject up to the end
+        if self._to_end and info.num_pending == 0:
+            self._finish(None)  # nothing (more) on this subject up to the end
 
     def _position(self) -> dict[str, Any]:
         if self.sequence > 0:
@@ -326,7 +327,7 @@ class OrderedReader:
 
     async def _reopen_consumer(self) -> None:
         await self._close_consumer()
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             try:
                 await self._open()
             except (nats.errors.Error, TimeoutError) as error:
