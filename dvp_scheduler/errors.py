@@ -15,3 +15,7 @@ class NatsUnreachableError(SchedulerError, ConnectionError):
 
 class MetricsError(SchedulerError, OSError):
     """The metrics endpoint could not listen on its address."""
+
+
+class StreamMissingError(SchedulerError, LookupError):
+    """The stream does not exist (yet) where a command looked for it."""

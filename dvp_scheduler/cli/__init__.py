@@ -8,11 +8,21 @@ from collections.abc import Sequence
 
 from contracts import SchedulerError
 from dvp_scheduler import __version__
-from dvp_scheduler.cli import executor, init, operate, projector, query, schema, ticker, up
+from dvp_scheduler.cli import (
+    executor,
+    init,
+    operate,
+    projector,
+    query,
+    schema,
+    status,
+    ticker,
+    up,
+)
 from dvp_scheduler.cli._common import add_logging_arguments, configure_logging
 
 # Each module adds its subcommands with register(); one line here per module.
-_COMMAND_MODULES = [up, init, ticker, executor, projector, query, operate, schema]
+_COMMAND_MODULES = [up, init, ticker, executor, projector, query, status, operate, schema]
 
 
 def build_parser() -> argparse.ArgumentParser:
