@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import msgspec
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
@@ -20,7 +21,6 @@ from dvp_scheduler.cli._common import (
     connection_from_arguments,
 )
 from dvp_scheduler.errors import StreamMissingError
-from projector import ReaderClient
 from projector.queries import ask_status
 
 
@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def read_status(connection: NatsConnection) -> SchedulerStatus:
     """Ask the stream, its consumers and the projector how things stand."""
-    nc = await connect_once(connection, ReaderClient)
+    nc = await connect_once(connection, Client)
     try:
         js = nc.jetstream()
         try:
