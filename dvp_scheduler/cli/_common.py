@@ -64,15 +64,26 @@ METRICS_ENVIRONMENT = ("DVP_METRICS_PORT", "DVP_METRICS_HOST")
 """Environment variables giving the defaults of ``--metrics-port`` and ``--metrics-host``."""
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--metrics-port`` and ``--metrics-host`` (defaults from `METRICS_ENVIRONMENT`)."""
     group = parser.add_argument_group("metrics (environment: DVP_METRICS_PORT, DVP_METRICS_HOST)")
-    port = os.environ.get("DVP_METRICS_PORT")
     group.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_number,
         metavar="PORT",
-        default=int(port) if port else None,
+        # A string default goes through ``type`` too: a bad DVP_METRICS_PORT is a usage error.
+        default=os.environ.get("DVP_METRICS_PORT") or None,
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default: none served)",
     )
     group.add_argument(

@@ -33,6 +33,7 @@ from dvp_scheduler.cli._common import (
     add_plugin_arguments,
     connect_once,
     connection_from_arguments,
+    port_number,
 )
 from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
@@ -58,7 +59,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=Path(".dvp"),
         help="where the embedded broker and the projector keep their files (default .dvp/)",
     )
-    parser.add_argument("--port", type=int, default=4222, help="embedded broker port (4222)")
+    parser.add_argument(
+        "--port", type=port_number, default=4222, help="embedded broker port (4222)"
+    )
     parser.add_argument(
         "--service-log-level",
         default="WARNING",
@@ -66,12 +69,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="log level of the services (WARNING; the events are shown anyway)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the events")
-    port = os.environ.get("DVP_METRICS_PORT")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_number,
         metavar="PORT",
-        default=int(port) if port else None,
+        default=os.environ.get("DVP_METRICS_PORT") or None,
         help="serve Prometheus metrics: the projector's on PORT, the ticker's on PORT+1, the "
         "executor's on PORT+2 (DVP_METRICS_PORT; default: none)",
     )
