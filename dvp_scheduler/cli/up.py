@@ -151,7 +151,8 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
             print(f"{name:<14} pid {process.pid}{metrics}")
         print(
             "\nevents follow; in another terminal try: dvp-scheduler tasks | "
-            "dvp-scheduler history TASK_ID | dvp-scheduler trigger TASK_ID\n"
+            "dvp-scheduler history TASK_ID | dvp-scheduler trigger TASK_ID | "
+            "dvp-scheduler status\n"
             "press Ctrl-C to stop\n",
             flush=True,
         )
