@@ -102,18 +102,26 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
+def _counters(
+    name: str, documentation: str, label: str, values: dict[str, float]
+) -> CounterMetricFamily:
+    """One counter family with a sample per value of ``label``."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for label_value, value in values.items():
+        family.add_metric([label_value], value)
+    return family
+
+
 def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
     """The ticker's metrics (prefix ``dvp_ticker_``)."""
     stats = ticker.stats
     yield _gauge("dvp_ticker_tasks", "Tasks this ticker knows of.", ticker.task_count)
-    published = CounterMetricFamily(
+    yield _counters(
         "dvp_ticker_events_published",
         "Events this ticker wrote to the stream, by type.",
-        labels=["event"],
+        "event",
+        {"due": stats.due_published, "skipped": stats.skipped_published},
     )
-    published.add_metric(["due"], stats.due_published)
-    published.add_metric(["skipped"], stats.skipped_published)
-    yield published
     yield _counter(
         "dvp_ticker_duplicates",
         "Publishes the stream already held (another ticker, or a retried publish, was first).",
@@ -157,13 +165,16 @@ def executor_metrics(executor: Executor) -> Iterator[Metric]:
     stats = executor.stats
     yield _gauge("dvp_executor_attempts_running", "Attempts running now.", executor.in_flight)
     yield _counter("dvp_executor_attempts_started", "Attempts started.", stats.started)
-    ended = CounterMetricFamily(
-        "dvp_executor_attempts_ended", "Attempts ended, by outcome.", labels=["outcome"]
+    yield _counters(
+        "dvp_executor_attempts_ended",
+        "Attempts ended, by outcome.",
+        "outcome",
+        {
+            "succeeded": stats.succeeded,
+            "retry_scheduled": stats.retries_scheduled,
+            "failed": stats.failed,
+        },
     )
-    ended.add_metric(["succeeded"], stats.succeeded)
-    ended.add_metric(["retry_scheduled"], stats.retries_scheduled)
-    ended.add_metric(["failed"], stats.failed)
-    yield ended
     yield _counter(
         "dvp_executor_bad_input",
         "TaskDue messages that could not be run (not an event, unknown task), terminated.",
@@ -179,14 +190,12 @@ def executor_metrics(executor: Executor) -> Iterator[Metric]:
         "Attempts cancelled at shutdown and given back for redelivery.",
         stats.returned,
     )
-    registrations = CounterMetricFamily(
+    yield _counters(
         "dvp_executor_registrations",
         "Task definitions this executor published, by change.",
-        labels=["change"],
+        "change",
+        {"registered": stats.registered, "unregistered": stats.unregistered},
     )
-    registrations.add_metric(["registered"], stats.registered)
-    registrations.add_metric(["unregistered"], stats.unregistered)
-    yield registrations
     yield _counter(
         "dvp_executor_plugin_errors",
         "Plugins that failed to load, and rejected task definitions, over every (re)load.",
@@ -205,12 +214,13 @@ def projector_metrics(projector: Projector) -> Iterator[Metric]:
     yield _counter(
         "dvp_projector_events_applied", "Events folded into the state.", state.events_applied
     )
-    skipped = CounterMetricFamily(
+    yield _counters(
         "dvp_projector_messages_skipped",
         "Messages left out of the state, by reason.",
-        labels=["reason"],
+        "reason",
+        {
+            "unknown_event_type": sum(unknown.values()),
+            "not_an_event": state.invalid_messages,
+            "fold_error": projector.failed_messages,
+        },
     )
-    skipped.add_metric(["unknown_event_type"], sum(unknown.values()))
-    skipped.add_metric(["not_an_event"], state.invalid_messages)
-    skipped.add_metric(["fold_error"], projector.failed_messages)
-    yield skipped
