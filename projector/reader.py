@@ -74,8 +74,8 @@ class ReaderClient(Client):
     async def subscribe_direct(self, subject: str, handler: DirectHandler) -> Subscription:
         """Subscribe to ``subject``; its messages go to ``handler`` as the parser reads them.
 
-        ``handler`` runs inside the connection's read loop: it must not block, and what it
-        raises is the caller's bug (it ends up in the client's error callback).
+        ``handler`` runs inside the connection's read loop: it must not block. What it raises
+        is logged and the message dropped; the connection goes on.
         """
         subscription = await self.subscribe(subject)
         # nats-py names a subscription only by this private id, which is what the parser gives.
@@ -94,8 +94,13 @@ class ReaderClient(Client):
         handler = self._direct.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
-        else:
+            return
+        try:
             handler(subject, reply, data, headers)
+        except Exception:  # a bug in the handler must not break the connection's read loop
+            log.exception(
+                "the handler of subscription %d failed on %r; message dropped", sid, subject
+            )
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:

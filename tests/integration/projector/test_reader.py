@@ -199,3 +199,23 @@ async def test_other_subscriptions_of_the_client_work_as_usual(
     msg = await sub.next_msg(timeout=2)
     assert msg.data == b"hello"
     assert msg.headers == {"X-Test": "yes"}
+
+
+async def test_a_direct_handler_that_raises_does_not_break_the_connection(
+    reader: ReaderClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[bytes] = []
+
+    def handler(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if data == b"bad":
+            raise RuntimeError("a bug")
+        got.append(data)
+
+    subscription = await reader.subscribe_direct("direct.subject", handler)
+    for data in (b"one", b"bad", b"two"):
+        await reader.publish("direct.subject", data)
+    await reader.flush()
+    await eventually(lambda: got == [b"one", b"two"], message="the messages around the bad one")
+    assert reader.is_connected
+    assert "message dropped" in caplog.text
+    await reader.unsubscribe_direct(subscription)
