@@ -6,6 +6,7 @@ generated files so that every contract change shows up in review.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Final
 
 import msgspec
@@ -31,11 +32,29 @@ _PUBLISHERS: Final[dict[EventKind, str]] = {
 }
 
 
+def _normalised(node: Any) -> Any:
+    """``node`` with every description laid out by `inspect.cleandoc`.
+
+    msgspec copies docstrings into descriptions, and its releases differ in how they keep the
+    docstring's indentation; the published files must change only when the contract does.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _normalised(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalised(item) for item in node]
+    return node
+
+
 def event_json_schemas() -> dict[str, dict[str, Any]]:
     """A standalone JSON Schema (draft 2020-12) per event tag."""
     schemas: dict[str, dict[str, Any]] = {}
     for tag, cls in sorted(EVENT_TYPES.items()):
-        schema = msgspec.json.schema(cls)
+        schema = _normalised(msgspec.json.schema(cls))
         schemas[tag] = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"urn:dvp-scheduler:event:{tag}",
@@ -50,6 +69,7 @@ def asyncapi_document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         classes, ref_template="#/components/schemas/{name}"
     )
+    components = _normalised(components)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}

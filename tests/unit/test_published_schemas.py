@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+import pytest
+
 from contracts import EVENT_TYPES, TaskDue, encode
 from contracts.schema import asyncapi_document, event_json_schemas
 from dvp_scheduler.cli import main
@@ -70,3 +73,33 @@ def test_asyncapi_names_every_kind_and_the_stream() -> None:
     for message in document["components"]["messages"].values():
         ref = message["payload"]["$ref"].rsplit("/", 1)[-1]
         assert ref in document["components"]["schemas"]
+
+
+def test_schemas_do_not_depend_on_how_msgspec_lays_out_docstrings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Older msgspec releases kept a docstring's indentation in descriptions, newer ones do
+    not: the published files must be the same either way."""
+
+    def indented(node: object) -> object:
+        if isinstance(node, dict):
+            return {
+                key: value.replace("\n", "\n    ")
+                if key == "description" and isinstance(value, str)
+                else indented(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [indented(item) for item in node]
+        return node
+
+    real_schema = msgspec.json.schema
+    real_components = msgspec.json.schema_components
+    monkeypatch.setattr(msgspec.json, "schema", lambda *a, **k: indented(real_schema(*a, **k)))
+    monkeypatch.setattr(
+        msgspec.json,
+        "schema_components",
+        lambda *a, **k: tuple(indented(part) for part in real_components(*a, **k)),
+    )
+    assert "\\n    " in json.dumps(msgspec.json.schema(TaskDue)), "the stand-in must indent"
+    assert schema_files() == {p.name: p.read_text() for p in DOCS.glob("*.json")}
