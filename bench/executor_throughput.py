@@ -46,14 +46,13 @@ from contracts import (
     encode,
     event_headers,
     event_subject,
-    executor_consumer_config,
     new_execution_id,
-    stream_config,
 )
 from contracts.stream import EXECUTOR_DURABLE
 from dvp_cms.plugins.base import Plugin
 from dvp_cms.plugins.hookspec import ScheduledTaskHooks
 from dvp_scheduler.natsserver import BinaryNatsServer
+from natsio import executor_consumer_config, stream_config
 
 if TYPE_CHECKING:
     from dvp_cms.plugins.context import HookContext

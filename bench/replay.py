@@ -51,9 +51,9 @@ from contracts import (
     event_headers,
     event_subject,
     execution_id_for_fire,
-    stream_config,
 )
 from dvp_scheduler.natsserver import BinaryNatsServer
+from natsio import stream_config
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ERROR = TaskError(kind="raised", message="connection reset by peer", exception_type="OSError")

@@ -51,9 +51,9 @@ from contracts import (
     event_headers,
     event_subject,
     spread_offset,
-    stream_config,
 )
 from dvp_scheduler.natsserver import BinaryNatsServer
+from natsio import stream_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANT = "bench"

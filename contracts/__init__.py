@@ -1,7 +1,6 @@
 """The language every dvp-scheduler service speaks: events, subjects, stream settings, schedule
 math and the retry policy. Pure: no I/O."""
 
-from contracts.connection import NatsConnection
 from contracts.errors import (
     EventDecodeError,
     InvalidIdentifierError,
@@ -51,7 +50,7 @@ from contracts.schedule import (
     spread_offset,
     validate_schedule,
 )
-from contracts.stream import STREAM_NAME, executor_consumer_config, stream_config
+from contracts.stream import STREAM_NAME
 from contracts.subjects import (
     ALL_DUE,
     ALL_EVENTS,
@@ -74,7 +73,6 @@ __all__ = [
     "ExecutionEvent",
     "GiveUp",
     "InvalidIdentifierError",
-    "NatsConnection",
     "Outcome",
     "Retry",
     "RetryDecision",
@@ -107,7 +105,6 @@ __all__ = [
     "event_subject",
     "event_type",
     "execution_id_for_fire",
-    "executor_consumer_config",
     "iter_fires",
     "message_id",
     "new_execution_id",
@@ -116,7 +113,6 @@ __all__ = [
     "parse_subject",
     "resolve_retry",
     "spread_offset",
-    "stream_config",
     "subject",
     "subject_filter",
     "validate_schedule",

@@ -32,8 +32,6 @@ from contracts import (
     encode,
     event_headers,
     event_subject,
-    executor_consumer_config,
-    stream_config,
     subject,
     subject_filter,
 )
@@ -41,6 +39,7 @@ from contracts.headers import EVENT_TYPE
 from executor.errors import ExecutorSetupError
 from executor.outcomes import is_outcome_of
 from executor.registrations import KnownTask
+from natsio import executor_consumer_config, stream_config
 
 log = logging.getLogger("executor")
 

@@ -7,8 +7,9 @@ import socket
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts import NatsConnection, validate_tenant_id
+from contracts import validate_tenant_id
 from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS, EXECUTOR_DURABLE
+from natsio import NatsConnection
 
 
 def default_worker_name() -> str:

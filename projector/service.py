@@ -27,7 +27,6 @@ from nats.js.kv import KeyValue
 from nats.micro import add_service
 from nats.micro.service import Service
 
-from contracts.connection import NatsConnection
 from contracts.errors import SchedulerError
 from contracts.queries import (
     HISTORY_QUERY,
@@ -38,7 +37,8 @@ from contracts.queries import (
     TASKS_QUERY,
     task_state_key,
 )
-from contracts.stream import STREAM_NAME, stream_config
+from contracts.stream import STREAM_NAME
+from natsio import NatsConnection, stream_config
 from projector.checkpoint import (
     Checkpoint,
     CheckpointStore,

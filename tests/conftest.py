@@ -12,8 +12,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import stream_config
 from dvp_scheduler.natsserver import BinaryNatsServer, NatsServer
+from natsio import stream_config
 
 # Wall-clock deadlines per example make property tests flaky on a loaded 2-core CI machine.
 settings.register_profile("dvp", deadline=None)

@@ -42,7 +42,6 @@ from nats.js.errors import APIError, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import headers as header_names
-from contracts.connection import NatsConnection
 from contracts.describe import describe_event, event_log_fields
 from contracts.errors import EventDecodeError, InvalidIdentifierError
 from contracts.events import (
@@ -59,11 +58,14 @@ from contracts.stream import (
     EXECUTOR_DURABLE,
     STREAM_NAME,
     TICKER_RETRY_DURABLE,
+)
+from contracts.subjects import ALL_EVENTS, PREFIX, parse_subject
+from natsio import (
+    NatsConnection,
     executor_consumer_config,
     stream_config,
     ticker_retry_consumer_config,
 )
-from contracts.subjects import ALL_EVENTS, PREFIX, parse_subject
 from ticker._heap import FireHeap
 from ticker._policy import (
     TaskKey,

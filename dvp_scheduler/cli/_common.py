@@ -19,9 +19,9 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts import NatsConnection
 from dvp_scheduler.errors import NatsUnreachableError
 from dvp_scheduler.metrics import DEFAULT_METRICS_HOST, MetricsEndpoint, MetricsReader
+from natsio import NatsConnection
 
 _CONNECT_SECONDS = 10.0
 

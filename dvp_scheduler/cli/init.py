@@ -9,13 +9,14 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts import STREAM_NAME, NatsConnection, executor_consumer_config, stream_config
+from contracts import STREAM_NAME
 from contracts.stream import EXECUTOR_DURABLE
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
     connection_from_arguments,
 )
+from natsio import NatsConnection, executor_consumer_config, stream_config
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

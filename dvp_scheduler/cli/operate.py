@@ -15,7 +15,6 @@ from nats.js.errors import APIError, NotFoundError
 from contracts import (
     STREAM_NAME,
     EventKind,
-    NatsConnection,
     TaskDue,
     TaskPaused,
     TaskResumed,
@@ -34,6 +33,7 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
+from natsio import NatsConnection
 
 _WRONG_LAST_SEQUENCE = 10071
 _PUBLISH_TRIES = 5

@@ -25,7 +25,6 @@ from contracts import (
     STREAM_NAME,
     EventDecodeError,
     EventKind,
-    NatsConnection,
     decode,
     next_fires,
     subject,
@@ -39,6 +38,7 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
+from natsio import NatsConnection
 from projector import (
     AmbiguousTaskError,
     OrderedReader,

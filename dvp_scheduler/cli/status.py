@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
-from contracts import STREAM_NAME, NatsConnection
+from contracts import STREAM_NAME
 from contracts.stream import EXECUTOR_DURABLE, TICKER_RETRY_DURABLE
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
@@ -21,6 +21,7 @@ from dvp_scheduler.cli._common import (
     connection_from_arguments,
 )
 from dvp_scheduler.errors import StreamMissingError
+from natsio import NatsConnection
 from projector.queries import ask_status
 
 

@@ -20,13 +20,7 @@ from typing import Final
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from contracts import (
-    ALL_EVENTS,
-    EventDecodeError,
-    NatsConnection,
-    TaskStarted,
-    decode,
-)
+from contracts import ALL_EVENTS, EventDecodeError, TaskStarted, decode
 from contracts.describe import describe_event
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
@@ -38,6 +32,7 @@ from dvp_scheduler.cli._common import (
 from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
+from natsio import NatsConnection
 
 _STOP_ORDER: Final = ("ticker", "executor", "projector")
 _SERVICE_STOP_SECONDS: Final = 40.0

@@ -16,7 +16,6 @@ import pytest
 from nats.js.api import StreamInfo
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts import NatsConnection
 from dvp_scheduler.metrics import (
     MetricsEndpoint,
     MetricsReader,
@@ -26,6 +25,7 @@ from dvp_scheduler.metrics import (
 )
 from dvp_scheduler.natsserver import NatsServer
 from executor import Executor, ExecutorSettings
+from natsio import NatsConnection
 from projector import Projector, ProjectorSettings
 from tests.support import eventually, free_port
 from ticker import Ticker

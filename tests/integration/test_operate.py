@@ -20,10 +20,10 @@ from contracts import (
     encode,
     event_headers,
     event_subject,
-    stream_config,
 )
 from dvp_scheduler.cli import main
 from dvp_scheduler.natsserver import NatsServer
+from natsio import stream_config
 from tests.support import read_events
 
 pytestmark = pytest.mark.integration

@@ -22,18 +22,17 @@ from nats.js.api import ConsumerInfo, StreamInfo
 from contracts import (
     STREAM_NAME,
     Event,
-    NatsConnection,
     TaskDue,
     encode,
     event_headers,
     event_subject,
-    executor_consumer_config,
     new_execution_id,
 )
 from contracts.events import Trigger
 from dvp_cms.plugins import Plugin
 from dvp_scheduler.natsserver import NatsServer
 from executor import Executor, ExecutorSettings
+from natsio import NatsConnection, executor_consumer_config
 from tests.support import read_events
 
 ROOT = Path(__file__).resolve().parents[3]

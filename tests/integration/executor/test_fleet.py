@@ -21,9 +21,9 @@ from contracts import (
     TaskStarted,
     TaskSucceeded,
     TaskUnregistered,
-    executor_consumer_config,
 )
 from contracts.stream import EXECUTOR_DURABLE
+from natsio import executor_consumer_config
 from tests.integration.executor.conftest import (
     ExecutorProcess,
     SpawnExecutor,

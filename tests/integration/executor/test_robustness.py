@@ -12,17 +12,9 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, StreamInfo
 
-from contracts import (
-    STREAM_NAME,
-    TaskStarted,
-    TaskSucceeded,
-    encode,
-    event_headers,
-    event_subject,
-    executor_consumer_config,
-    stream_config,
-)
+from contracts import STREAM_NAME, TaskStarted, TaskSucceeded, encode, event_headers, event_subject
 from contracts.stream import EXECUTOR_DURABLE
+from natsio import executor_consumer_config, stream_config
 from tests.integration.executor.conftest import ACK_WAIT, StartExecutor, events_of, publish_due
 from tests.plugins.outcomes import OutcomesPlugin
 from tests.plugins.slow import SlowPlugin

@@ -15,8 +15,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import stream_config
 from dvp_scheduler.natsserver import NatsServer
+from natsio import stream_config
 from projector import Projector, ReaderClient, history, list_tasks, replay
 from tests.integration.projector.test_projector import caught_up, publish, scenario, settings
 from tests.unit.projector import events as ev

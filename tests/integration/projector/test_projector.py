@@ -14,9 +14,10 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from contracts import STREAM_NAME, Event, NatsConnection, encode, event_headers, event_subject
+from contracts import STREAM_NAME, Event, encode, event_headers, event_subject
 from contracts.queries import TASK_STATE_BUCKET, task_state_key
 from dvp_scheduler.natsserver import NatsServer
+from natsio import NatsConnection
 from projector import Projector, ProjectorSettings, ReaderClient, history, list_tasks, replay
 from projector.queries import ask_history, ask_status, ask_tasks
 from tests.support import eventually

@@ -12,8 +12,9 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import STREAM_NAME, stream_config
+from contracts import STREAM_NAME
 from dvp_scheduler.natsserver import BinaryNatsServer
+from natsio import stream_config
 from projector import OrderedReader, ReaderClient, ReadProgress, connect_for_reading, read_to_end
 from projector.reader import StreamHandler
 from tests.support import eventually, free_port

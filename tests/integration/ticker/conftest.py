@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import NatsConnection
 from dvp_scheduler.natsserver import NatsServer
+from natsio import NatsConnection
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from nats.js.api import StreamInfo
 
 from contracts import (
     EventKind,
-    NatsConnection,
     Schedule,
     TaskDue,
     TaskPaused,
@@ -29,6 +28,7 @@ from contracts import (
     execution_id_for_fire,
     subject_filter,
 )
+from natsio import NatsConnection
 from tests.integration.ticker.helpers import (
     TENANT,
     covered_fires,

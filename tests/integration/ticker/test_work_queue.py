@@ -6,8 +6,9 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import STREAM_NAME, NatsConnection, Schedule
+from contracts import STREAM_NAME, Schedule
 from contracts.stream import EXECUTOR_DURABLE
+from natsio import NatsConnection
 from tests.integration.ticker.helpers import publish, registered
 from tests.support import eventually
 from ticker import Ticker
