@@ -1,6 +1,6 @@
 """Schedule math: when a cron or interval schedule fires. Pure functions, no I/O.
 
-Rules (see DESIGN.md, guarantee 4):
+Rules (see docs/design.md, guarantee 4):
 
 * Interval schedules fire at ``offset_seconds`` past each whole multiple of the interval since
   the Unix epoch (UTC), so every ticker computes the same instants. Registration spreads the

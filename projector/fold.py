@@ -1,9 +1,9 @@
 """The projection as a fold: ``apply(state, event) -> state``, dispatched on the event type.
 
 No I/O, no clock, no randomness: the state after a sequence of events depends on those events
-alone (guarantee 7). For speed the fold updates ``state`` in place and returns it (a copy per
-event would cost more than decoding the event); whoever needs an earlier state keeps a checkpoint
-(`projector.checkpoint.encode_state`) rather than a reference.
+alone (docs/design.md, guarantee 9). For speed the fold updates ``state`` in place and returns it
+(a copy per event would cost more than decoding the event); whoever needs an earlier state keeps
+a checkpoint (`projector.checkpoint.encode_state`) rather than a reference.
 """
 
 from __future__ import annotations

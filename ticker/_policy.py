@@ -3,7 +3,7 @@
 Nothing here does I/O. The service folds stream events into `TaskState` with `apply_event`,
 asks `next_due_instant` when to look at a task again, and asks `decide` what to publish then.
 
-The catch-up rule (DESIGN.md, guarantee 4): at an instant ``now``, the fires of a task that are
+The catch-up rule (docs/design.md, guarantee 4): at an instant ``now``, the fires of a task that are
 due are those after ``max(last fire, since)`` and up to ``now``, where ``since`` is the
 registration of the current schedule or the last resume. When exactly one fire is due and it is
 at most `ON_TIME_GRACE_SECONDS` late, it runs with trigger ``schedule``. Otherwise the ticker was

@@ -1,4 +1,5 @@
-"""Guarantee 7: the state is a function of the events alone, however the fold is chunked."""
+"""The state is a function of the events alone, however the fold is chunked (docs/design.md,
+guarantee 9)."""
 
 from __future__ import annotations
 
