@@ -17,3 +17,16 @@ class ScheduleError(SchedulerError, ValueError):
 
 class EventDecodeError(SchedulerError, ValueError):
     """A message body is not a known dvp-scheduler event."""
+
+
+class UnknownTaskError(SchedulerError, LookupError):
+    """No registered task has that id (in that tenant, or in any tenant)."""
+
+    def __init__(self, task_id: str, tenant_id: str | None, state: str = "") -> None:
+        where = f"tenant {tenant_id!r}" if tenant_id else "any tenant"
+        problem = (
+            f"task {task_id!r} {state} for {where}" if state else f"no task {task_id!r} in {where}"
+        )
+        super().__init__(f"{problem}: list the known ones with 'dvp-scheduler tasks'")
+        self.task_id = task_id
+        self.tenant_id = tenant_id

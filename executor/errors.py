@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contracts.errors import SchedulerError
-from dvp_cms.plugins.errors import BadTaskResultError
 
 
 class ExecutorError(SchedulerError):
@@ -23,20 +22,9 @@ class BadInputError(ExecutorError, ValueError):
         self.problem = problem
 
 
-class UnknownTaskError(BadInputError, LookupError):
+class UnownedTaskError(BadInputError, LookupError):
     """A ``TaskDue`` for a task (or tenant) that no loaded plugin owns."""
 
 
 class ExecutorSetupError(ExecutorError):
     """The executor cannot start: the stream or its consumer is missing or unusable."""
-
-
-class UnserializableResultError(BadTaskResultError):
-    """``TaskResult.data`` is not a JSON object (a dict with string keys and JSON values)."""
-
-    def __init__(self, plugin: str, task_id: str, data: object, problem: str) -> None:
-        super().__init__(plugin, task_id, data)
-        self.args = (
-            f"plugin {plugin!r}, task {task_id!r}: TaskResult.data must be a dict with string "
-            f"keys and JSON-serializable values ({problem}); got {data!r:.80}",
-        )

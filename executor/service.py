@@ -47,25 +47,19 @@ from dvp_cms.plugins import (
     PluginRegistrationError,
     RegisteredTask,
     TaskDefinitionError,
-    TaskTimeoutError,
     discover_plugins,
 )
+from dvp_cms.plugins.attempts import AttemptResult, Failure, run_attempt
 from executor import _stream
 from executor._pull import PullFeed
 from executor._stream import Recorded, Recorder
 from executor._watchdog import LoopWatchdog
-from executor.errors import BadInputError, ExecutorSetupError, UnknownTaskError
-from executor.outcomes import (
-    AttemptResult,
-    Failure,
-    execution_context,
-    outcome_event,
-    result_of_exception,
-    result_of_return,
-    started_event,
-)
+from executor.errors import BadInputError, ExecutorSetupError, UnownedTaskError
+from executor.outcomes import execution_context, outcome_event, started_event
 from executor.registrations import PlannedPublish, plan_registrations, plan_task
 from executor.settings import ExecutorSettings
+from natsio.errors import is_guard_refusal
+from natsio.provision import ensure_stream
 
 log = logging.getLogger("executor")
 
@@ -282,7 +276,7 @@ class Executor:
             ) from error
         try:
             self._js = js = self._nc.jetstream()
-            info = await _stream.ensure_stream(js)
+            info = await ensure_stream(js)
             self._direct = bool(info.config.allow_direct)
             consumer = await _stream.ensure_consumer(
                 js, settings.durable, settings.ack_wait_seconds
@@ -569,7 +563,7 @@ class Executor:
         task = self._registry.get((due.tenant_id, due.task_id))
         if task is None:
             plugins = ", ".join(p.name for p in self._manager.plugins) or "none"
-            raise UnknownTaskError(
+            raise UnownedTaskError(
                 subject,
                 sequence,
                 f"no loaded plugin owns task {due.task_id!r} of tenant {due.tenant_id!r} "
@@ -649,19 +643,7 @@ class Executor:
     async def _execute(
         self, manager: PluginManager, task: RegisteredTask, context: Any
     ) -> AttemptResult:
-        timeout = task.spec.timeout_seconds
-        scope = asyncio.timeout(timeout)
-        began = time.monotonic()
-        try:
-            async with scope:
-                value = await manager.execute(task, context)
-        except TimeoutError as error:
-            if scope.expired():
-                return result_of_exception(TaskTimeoutError(task.task_id, timeout), _ms(began))
-            return result_of_exception(error, _ms(began))
-        except Exception as error:
-            return result_of_exception(error, _ms(began))
-        return result_of_return(task.plugin.name, task.task_id, value, _ms(began))
+        return await run_attempt(manager, task, context)
 
     async def _record(self, event: Event, sent: asyncio.Future[Recorded] | None = None) -> Recorded:
         """Publish until the stream has it (``sent``: it was already sent, this is the
@@ -732,7 +714,7 @@ class Executor:
                     expected_last_subject_sequence=current.expected_last_subject_sequence,
                 )
             except APIError as error:
-                if error.err_code != _stream.WRONG_LAST_SEQUENCE:
+                if not is_guard_refusal(error):
                     raise
                 # Another executor published for this task first: look again.
                 known = await _stream.read_known_task(
@@ -798,7 +780,3 @@ class Executor:
         if self._feed is not None:  # the server may have lost the open pull requests
             self._feed.reset()
             self._slot_freed.set()
-
-
-def _ms(began: float) -> int:
-    return max(0, round((time.monotonic() - began) * 1000))

@@ -6,17 +6,22 @@ or check them with these functions, so that they agree.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
+from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
+from nats.js.errors import APIError, NotFoundError
 
 from contracts.stream import (
     DUPLICATE_WINDOW_SECONDS,
@@ -28,6 +33,9 @@ from contracts.stream import (
     TICKER_RETRY_MAX_ACK_PENDING,
 )
 from contracts.subjects import ALL_DUE, ALL_EVENTS, EventKind, subject_filter
+from natsio.errors import ProvisioningError
+
+log = logging.getLogger("dvp_scheduler.natsio")
 
 
 def stream_config(*, replicas: int = 1, max_age_seconds: float = 0.0) -> StreamConfig:
@@ -85,3 +93,75 @@ def ticker_retry_consumer_config(*, start_time: datetime) -> ConsumerConfig:
         max_ack_pending=TICKER_RETRY_MAX_ACK_PENDING,
         max_deliver=-1,
     )
+
+
+async def ensure_stream(js: JetStreamContext) -> StreamInfo:
+    """The stream's info; the stream is created with `stream_config` if it does not exist.
+
+    When several services start at once, one creates it and the others use what it created.
+    """
+    try:
+        return await js.stream_info(STREAM_NAME)
+    except NotFoundError:
+        log.info("stream %s not found; creating it", STREAM_NAME)
+    try:
+        return await js.add_stream(stream_config())
+    except APIError as error:
+        try:  # another service created it meanwhile (perhaps with settings of its own)
+            return await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            raise ProvisioningError(f"cannot create the stream {STREAM_NAME}: {error}") from error
+
+
+async def ensure_consumer(js: JetStreamContext, config: ConsumerConfig) -> ConsumerInfo:
+    """The durable consumer's info; created with ``config`` if it does not exist.
+
+    An existing consumer is used as it is, so that one service's settings never fight
+    another's; of two services creating it at once, the second uses the first one's.
+    """
+    durable = config.durable_name
+    if durable is None:
+        raise ValueError("ensure_consumer needs a durable consumer configuration")
+    try:
+        info: ConsumerInfo = await js.consumer_info(STREAM_NAME, durable)
+        return info
+    except NotFoundError:
+        pass
+    try:
+        info = await js.add_consumer(STREAM_NAME, config)
+    except APIError as error:
+        try:
+            existing: ConsumerInfo = await js.consumer_info(STREAM_NAME, durable)
+            return existing
+        except NotFoundError:
+            raise ProvisioningError(
+                f"cannot create the consumer {durable!r} on stream {STREAM_NAME}: {error}"
+            ) from error
+    log.info("created the consumer %s", durable)
+    return info
+
+
+async def prepare_stream(
+    js: JetStreamContext, *, replicas: int = 1, max_age_seconds: float = 0.0
+) -> list[str]:
+    """Create or update the stream and the executor consumer; say what was done."""
+    config = stream_config(replicas=replicas, max_age_seconds=max_age_seconds)
+    done: list[str] = []
+    try:
+        current = await js.stream_info(STREAM_NAME)
+    except NotFoundError:
+        await js.add_stream(config)  # an ordinary create: init is run once, by an operator
+        done.append(f"created stream {STREAM_NAME} ({replicas} replica(s))")
+    else:
+        if (current.config.num_replicas, current.config.max_age) != (replicas, max_age_seconds):
+            await js.update_stream(config)
+            done.append(f"updated stream {STREAM_NAME} ({replicas} replica(s))")
+        else:
+            done.append(f"stream {STREAM_NAME} is up to date")
+    try:
+        await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        done.append(f"consumer {EXECUTOR_DURABLE} exists")
+    except NotFoundError:
+        await ensure_consumer(js, executor_consumer_config())
+        done.append(f"created consumer {EXECUTOR_DURABLE}")
+    return done

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from contracts.errors import SchedulerError
+from contracts.errors import SchedulerError, UnknownTaskError
+
+__all__ = [
+    "AmbiguousTaskError",
+    "CheckpointError",
+    "ProjectorError",
+    "QueryError",
+    "UnknownTaskError",
+]
 
 
 class ProjectorError(SchedulerError):
     """Root of every error the projector raises on purpose."""
-
-
-class UnknownTaskError(ProjectorError, LookupError):
-    """No event names the task asked about."""
-
-    def __init__(self, task_id: str, tenant_id: str | None) -> None:
-        where = f"tenant {tenant_id!r}" if tenant_id else "any tenant"
-        super().__init__(
-            f"no task {task_id!r} in {where}: list the known ones with 'dvp-scheduler tasks'"
-        )
-        self.task_id = task_id
-        self.tenant_id = tenant_id
 
 
 class AmbiguousTaskError(ProjectorError, LookupError):

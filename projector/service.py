@@ -22,7 +22,7 @@ from typing import Final, Self
 import msgspec
 import nats
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 from nats.micro import add_service
 from nats.micro.service import Service
@@ -38,7 +38,8 @@ from contracts.queries import (
     task_state_key,
 )
 from contracts.stream import STREAM_NAME
-from natsio import NatsConnection, stream_config
+from natsio import NatsConnection
+from natsio.provision import ensure_stream
 from projector.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -146,10 +147,7 @@ class Projector:
         settings = self._settings
         nc = self._nc = await connect_for_reading(**settings.connection.connect_kwargs())
         js = self._js = nc.jetstream()
-        try:
-            info = await js.stream_info(STREAM_NAME)
-        except NotFoundError:
-            info = await js.add_stream(stream_config())
+        info = await ensure_stream(js)
         self._stream_created = info.created
         self._checkpoints = (
             FileCheckpoints(settings.checkpoint_file)

@@ -20,7 +20,6 @@ again. ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the strea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -38,7 +37,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, PubAck
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import headers as header_names
@@ -55,7 +54,6 @@ from contracts.events import (
 )
 from contracts.stream import (
     DUPLICATE_WINDOW_SECONDS,
-    EXECUTOR_DURABLE,
     STREAM_NAME,
     TICKER_RETRY_DURABLE,
 )
@@ -63,9 +61,10 @@ from contracts.subjects import ALL_EVENTS, PREFIX, parse_subject
 from natsio import (
     NatsConnection,
     executor_consumer_config,
-    stream_config,
     ticker_retry_consumer_config,
 )
+from natsio.errors import is_guard_refusal
+from natsio.provision import ensure_consumer, ensure_stream
 from ticker._heap import FireHeap
 from ticker._policy import (
     TaskKey,
@@ -80,9 +79,6 @@ from ticker._stats import TickerStats
 from ticker.errors import TickerError, TickerStartupError
 
 log = logging.getLogger("dvp_scheduler.ticker")
-
-WRONG_LAST_SEQUENCE: Final = 10071
-"""JetStream's error code for a refused ``Nats-Expected-Last-Subject-Sequence``."""
 
 _MAX_DECISIONS: Final = 8
 _NOTHING_DUE_PAUSE: Final = 0.005
@@ -253,17 +249,10 @@ class Ticker:
 
     async def _ensure_stream(self) -> None:
         assert self._js is not None
-        try:
-            await self._js.stream_info(STREAM_NAME)
-        except NotFoundError:
-            await self._js.add_stream(stream_config())
+        await ensure_stream(self._js)
         # The executors' consumer starts at new messages: it must exist before the first
         # TaskDue, or that fire would wait for no executor at all.
-        try:
-            await self._js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
-        except NotFoundError:
-            with contextlib.suppress(APIError):  # an executor created it meanwhile
-                await self._js.add_consumer(STREAM_NAME, executor_consumer_config())
+        await ensure_consumer(self._js, executor_consumer_config())
 
     async def _start_follower(self) -> None:
         assert self._js is not None
@@ -287,18 +276,10 @@ class Ticker:
 
     async def _ensure_retry_consumer(self) -> None:
         assert self._js is not None
-        try:
-            await self._js.consumer_info(STREAM_NAME, TICKER_RETRY_DURABLE)
-            return
-        except NotFoundError:
-            pass
         # Created once for all tickers: from a duplicate window ago, inside which Nats-Msg-Id
         # still drops a retry published twice.
         start = datetime.now(UTC) - timedelta(seconds=DUPLICATE_WINDOW_SECONDS)
-        try:
-            await self._js.add_consumer(STREAM_NAME, ticker_retry_consumer_config(start_time=start))
-        except APIError:
-            await self._js.consumer_info(STREAM_NAME, TICKER_RETRY_DURABLE)  # another ticker won
+        await ensure_consumer(self._js, ticker_retry_consumer_config(start_time=start))
 
     # -- the follower ------------------------------------------------------------------------
 
@@ -584,7 +565,7 @@ class Ticker:
                         timeout=self._settings.publish_timeout_seconds,
                     )
             except APIError as error:
-                if error.err_code != WRONG_LAST_SEQUENCE:
+                if not is_guard_refusal(error):
                     raise
                 self.stats.conflicts += 1
                 found = _ACTUAL_SEQUENCE.search(error.description or "")

@@ -3,6 +3,9 @@
 Plugin authors import from the submodules, as the reference page shows:
 ``dvp_cms.plugins.base.Plugin``, ``dvp_cms.plugins.hookspec.ScheduledTaskHooks``,
 ``dvp_cms.plugins.context.HookContext`` and ``dvp_cms.plugins.hooks.scheduled_tasks``.
+To test a plugin, use ``dvp_cms.plugins.testing``: it registers and runs tasks and asks for
+retry decisions the way the engine does. ``dvp_cms.plugins.attempts`` runs one attempt and
+classifies its outcome, for the executor and the testing helpers alike.
 """
 
 from dvp_cms.plugins.base import Plugin
@@ -15,8 +18,10 @@ from dvp_cms.plugins.errors import (
     PluginLoadError,
     PluginRegistrationError,
     TaskDefinitionError,
+    TaskNotRegisteredError,
     TaskResultFailure,
     TaskTimeoutError,
+    UnserializableResultError,
 )
 from dvp_cms.plugins.hookspec import ScheduledTaskHooks
 from dvp_cms.plugins.manager import (
@@ -43,8 +48,10 @@ __all__ = [
     "Registration",
     "ScheduledTaskHooks",
     "TaskDefinitionError",
+    "TaskNotRegisteredError",
     "TaskResultFailure",
     "TaskTimeoutError",
+    "UnserializableResultError",
     "discover_plugins",
     "implements",
     "load_plugin",

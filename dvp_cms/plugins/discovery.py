@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ def load_plugin(reference: str) -> Plugin:
     except Exception as error:
         raise PluginLoadError(
             f"cannot load plugin {reference!r}: importing {module_name!r} failed: "
-            f"{type(error).__name__}: {error}"
+            f"{type(error).__name__}: {error}{_import_hint(error, module_name)}"
         ) from error
     for part in attr_path.split("."):
         try:
@@ -48,6 +49,34 @@ def load_plugin(reference: str) -> Plugin:
                 f"cannot load plugin {reference!r}: {module_name!r} has no attribute {attr_path!r}"
             ) from None
     return _instantiate(target, reference)
+
+
+def _import_hint(error: Exception, module_name: str) -> str:
+    """What to do about an import error that has a known cause, or ``""``."""
+    message = str(error)
+    # Without postponed annotations, Python evaluates ``-> "TaskRetryDecision" | None`` at
+    # import, and a string does not support ``|``.
+    if (
+        isinstance(error, TypeError)
+        and "unsupported operand type(s) for |" in message
+        and "'str'" in message
+    ):
+        return (
+            '; a quoted annotation such as -> "TaskRetryDecision" | None needs '
+            f"`from __future__ import annotations` at the top of {_module_file(module_name)}"
+        )
+    return ""
+
+
+def _module_file(module_name: str) -> str:
+    """The file of ``module_name`` (which failed to import), or its name if unknown."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except Exception:
+        spec = None
+    if spec is not None and spec.origin and spec.has_location:
+        return spec.origin
+    return module_name
 
 
 def _instantiate(target: Any, reference: str) -> Plugin:
@@ -94,8 +123,11 @@ def discover_plugins(references: Iterable[str] = (), *, use_entry_points: bool =
             discovery.errors.append(error)
             continue
         except Exception as error:  # an entry point whose module fails to import
+            hint = _import_hint(error, entry.module) if entry else ""
             discovery.errors.append(
-                PluginLoadError(f"cannot load plugin {reference}: {type(error).__name__}: {error}")
+                PluginLoadError(
+                    f"cannot load plugin {reference}: {type(error).__name__}: {error}{hint}"
+                )
             )
             continue
         if plugin.name in names:

@@ -43,6 +43,19 @@ class DuplicateTaskError(TaskDefinitionError):
     """Two definitions use the same task id."""
 
 
+class TaskNotRegisteredError(PluginError, LookupError):
+    """No loaded plugin registers the task id asked for."""
+
+    def __init__(self, task_id: str, registered: list[str]) -> None:
+        known = ", ".join(repr(t) for t in sorted(registered)) or "none"
+        super().__init__(
+            f"no plugin registers task {task_id!r} (registered: {known}); check the id, or "
+            "pass the plugin that declares it"
+        )
+        self.task_id = task_id
+        self.registered = registered
+
+
 class TaskResultFailure(PluginError):
     """An attempt returned ``TaskResult(success=False)``; ``str()`` is its error message."""
 
@@ -69,3 +82,14 @@ class BadTaskResultError(PluginError, TypeError):
             f"{type(value).__name__} ({value!r:.80}); return a TaskResult"
         )
         self.value = value
+
+
+class UnserializableResultError(BadTaskResultError):
+    """``TaskResult.data`` is not a JSON object (a dict with string keys and JSON values)."""
+
+    def __init__(self, plugin: str, task_id: str, data: object, problem: str) -> None:
+        super().__init__(plugin, task_id, data)
+        self.args = (
+            f"plugin {plugin!r}, task {task_id!r}: TaskResult.data must be a dict with string "
+            f"keys and JSON-serializable values ({problem}); got {data!r:.80}",
+        )

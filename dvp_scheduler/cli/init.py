@@ -6,17 +6,15 @@ import argparse
 import asyncio
 
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from contracts import STREAM_NAME
-from contracts.stream import EXECUTOR_DURABLE
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
     connection_from_arguments,
 )
-from natsio import NatsConnection, executor_consumer_config, stream_config
+from natsio import NatsConnection
+from natsio.provision import prepare_stream
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,29 +53,3 @@ async def _init(connection: NatsConnection, replicas: int, max_age_days: float) 
         )
     finally:
         await nc.close()
-
-
-async def prepare_stream(
-    js: JetStreamContext, *, replicas: int = 1, max_age_seconds: float = 0.0
-) -> list[str]:
-    """Create or update the stream and the executor consumer; say what was done."""
-    config = stream_config(replicas=replicas, max_age_seconds=max_age_seconds)
-    done: list[str] = []
-    try:
-        current = await js.stream_info(STREAM_NAME)
-    except NotFoundError:
-        await js.add_stream(config)
-        done.append(f"created stream {STREAM_NAME} ({replicas} replica(s))")
-    else:
-        if (current.config.num_replicas, current.config.max_age) != (replicas, max_age_seconds):
-            await js.update_stream(config)
-            done.append(f"updated stream {STREAM_NAME} ({replicas} replica(s))")
-        else:
-            done.append(f"stream {STREAM_NAME} is up to date")
-    try:
-        await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
-        done.append(f"consumer {EXECUTOR_DURABLE} exists")
-    except NotFoundError:
-        await js.add_consumer(STREAM_NAME, executor_consumer_config())
-        done.append(f"created consumer {EXECUTOR_DURABLE}")
-    return done

@@ -10,15 +10,13 @@ from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
 from contracts import (
-    STREAM_NAME,
     EventKind,
     TaskDue,
     TaskPaused,
     TaskResumed,
-    decode,
     encode,
     event_headers,
     event_subject,
@@ -27,20 +25,17 @@ from contracts import (
     validate_task_id,
     validate_tenant_id,
 )
-from contracts.errors import SchedulerError
+from contracts.errors import SchedulerError, UnknownTaskError
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
     connection_from_arguments,
 )
 from natsio import NatsConnection
+from natsio.errors import is_guard_refusal
+from natsio.lookup import decode_stored, last_message, read_task_standing
 
-_WRONG_LAST_SEQUENCE = 10071
 _PUBLISH_TRIES = 5
-
-
-class UnknownTaskError(SchedulerError, LookupError):
-    """The task is not registered for that tenant."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,27 +107,13 @@ async def _operate(
         await nc.close()
 
 
-async def _last(js: JetStreamContext, tenant_id: str, kind: EventKind, task_id: str) -> int:
-    try:
-        msg = await js.get_last_msg(STREAM_NAME, subject(tenant_id, kind, task_id))
-    except NotFoundError:
-        return 0
-    return int(msg.seq or 0)
-
-
 async def _require_registered(js: JetStreamContext, tenant_id: str, task_id: str) -> bool:
     """Raise `UnknownTaskError` unless the task is registered; return whether it is paused."""
-    registered = await _last(js, tenant_id, EventKind.REGISTERED, task_id)
-    unregistered = await _last(js, tenant_id, EventKind.UNREGISTERED, task_id)
-    if registered == 0 or unregistered > registered:
-        state = "was unregistered" if registered else "is not registered"
-        raise UnknownTaskError(
-            f"task {task_id!r} {state} for tenant {tenant_id!r}; "
-            "'dvp-scheduler tasks' lists the registered tasks"
-        )
-    paused = await _last(js, tenant_id, EventKind.PAUSED, task_id)
-    resumed = await _last(js, tenant_id, EventKind.RESUMED, task_id)
-    return paused > resumed
+    standing = await read_task_standing(js, tenant_id, task_id)
+    if not standing.registered:
+        state = "was unregistered" if standing.known else "is not registered"
+        raise UnknownTaskError(task_id, tenant_id, state)
+    return standing.paused
 
 
 async def _publish_manual_due(js: JetStreamContext, tenant_id: str, task_id: str) -> TaskDue:
@@ -140,16 +121,12 @@ async def _publish_manual_due(js: JetStreamContext, tenant_id: str, task_id: str
     due_subject = subject(tenant_id, EventKind.DUE, task_id)
     execution_id = new_execution_id()
     for _ in range(_PUBLISH_TRIES):
-        try:
-            last = await js.get_last_msg(STREAM_NAME, due_subject)
-        except NotFoundError:
+        last = await last_message(js, due_subject)
+        if last is None:
             last_seq, fire_at = 0, None
         else:
             last_seq = int(last.seq or 0)
-            try:
-                previous = decode(last.data or b"")
-            except SchedulerError:
-                previous = None
+            previous = decode_stored(last)
             fire_at = previous.fire_at if isinstance(previous, TaskDue) else None
         now = datetime.now(UTC)
         due = TaskDue(
@@ -169,7 +146,7 @@ async def _publish_manual_due(js: JetStreamContext, tenant_id: str, task_id: str
                 headers=event_headers(due, expected_last_subject_sequence=last_seq),
             )
         except APIError as error:
-            if error.err_code == _WRONG_LAST_SEQUENCE:
+            if is_guard_refusal(error):
                 continue  # a ticker published meanwhile: read again, carry its fire over
             raise
         return due

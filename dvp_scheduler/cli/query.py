@@ -27,11 +27,10 @@ from contracts import (
     EventKind,
     decode,
     next_fires,
-    subject,
     subject_filter,
     validate_task_id,
 )
-from contracts.events import TaskRegistered, event_type
+from contracts.events import event_type
 from contracts.queries import HISTORY_QUERY, TASKS_QUERY
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
@@ -39,6 +38,7 @@ from dvp_scheduler.cli._common import (
     connection_from_arguments,
 )
 from natsio import NatsConnection
+from natsio.lookup import read_task_standing
 from projector import (
     AmbiguousTaskError,
     OrderedReader,
@@ -319,32 +319,19 @@ async def _next_async(args: argparse.Namespace) -> tuple[list[datetime], str, bo
                 if len(tenants) > 1:
                     raise AmbiguousTaskError(args.task_id, tenants)
                 tenant = tenants[0]
-            registered = await _last(js, subject(tenant, EventKind.REGISTERED, args.task_id))
         except NotFoundError:
             raise UnknownTaskError(args.task_id, tenant) from None
-        if registered is None:
+        standing = await read_task_standing(js, tenant, args.task_id)
+        event = standing.registration
+        if event is None:
             raise UnknownTaskError(args.task_id, tenant)
-        event = decode(registered.data)
-        if not isinstance(event, TaskRegistered):
-            raise UnknownTaskError(args.task_id, tenant)
-        seqs = {}
-        for kind in (EventKind.UNREGISTERED, EventKind.PAUSED, EventKind.RESUMED):
-            msg = await _last(js, subject(tenant, kind, args.task_id))
-            seqs[kind] = msg.seq or 0 if msg is not None else 0
-        if seqs[EventKind.UNREGISTERED] > (registered.seq or 0):
+        if not standing.registered:
             raise ProjectorError(
                 f"task {tenant}/{args.task_id} is unregistered: its plugin no longer declares it"
             )
-        paused = seqs[EventKind.PAUSED] > seqs[EventKind.RESUMED]
+        paused = standing.paused
         fires = next_fires(event.spec.schedule, datetime.now(UTC), max(0, args.n))
         return fires, tenant, paused
-
-
-async def _last(js: JetStreamContext, on_subject: str) -> Any:
-    try:
-        return await js.get_last_msg(STREAM_NAME, on_subject)
-    except NotFoundError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------

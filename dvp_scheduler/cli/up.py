@@ -29,10 +29,10 @@ from dvp_scheduler.cli._common import (
     connection_from_arguments,
     port_number,
 )
-from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
 from natsio import NatsConnection
+from natsio.provision import prepare_stream
 
 _STOP_ORDER: Final = ("ticker", "executor", "projector")
 _SERVICE_STOP_SECONDS: Final = 40.0

@@ -8,9 +8,9 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from dvp_scheduler.cli.init import prepare_stream
 from dvp_scheduler.natsserver import NatsServer
 from natsio import NatsConnection
+from natsio.provision import prepare_stream
 from projector import Projector, ProjectorSettings
 from tests.integration.projector.test_cli import cli
 from tests.integration.projector.test_projector import caught_up, publish

@@ -8,8 +8,13 @@ overlap policy) whose defaults keep the page's examples valid.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, cast
+
+from contracts.identifiers import new_execution_id
+
+DEFAULT_TIMEOUT_SECONDS: Final = 300
+"""A task's ``timeout_seconds`` unless its definition says otherwise."""
 
 
 @dataclass
@@ -49,7 +54,7 @@ class ScheduledTaskDefinition:
     schedule: TaskSchedule
     description: str = ""
     max_retries: int = 3
-    timeout_seconds: float = 300
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -76,24 +81,36 @@ class TaskRetryDecision:
 class TaskExecutionContext:
     """What a task run knows about itself.
 
+    The engine fills in every field. Everything but ``task_id`` has a default, so that a test
+    can build one with just what it cares about: ``TaskExecutionContext("my-plugin.sync",
+    attempt=2)``.
+
     Attributes:
         task_id: the task's id.
-        tenant_id: the tenant it runs for.
-        execution_id: the same for every attempt of one execution.
+        tenant_id: the tenant it runs for (``default`` unless given).
+        execution_id: the same for every attempt of one execution (a fresh id unless given).
         attempt: 1 for the first run, 2 for the first retry, and so on.
+        scheduled_for: when this attempt was meant to run (the fire instant or the retry time;
+            now, in UTC, unless given).
+        trigger: why it runs: ``schedule``, ``catchup``, ``retry`` or ``manual`` (the default).
+        deadline: when the attempt is cancelled for exceeding ``timeout_seconds``; unless given,
+            ``scheduled_for`` plus the default timeout of 300 s.
         max_attempts: ``1 + max_retries``.
-        scheduled_for: when this attempt was meant to run (the fire instant or the retry time).
-        trigger: why it runs: ``schedule``, ``catchup``, ``retry`` or ``manual``.
-        deadline: when the attempt is cancelled for exceeding ``timeout_seconds``.
         previous_error: the error of the attempt before this one, if any.
     """
 
     task_id: str
-    tenant_id: str
-    execution_id: str
-    attempt: int
-    scheduled_for: datetime
-    trigger: str
-    deadline: datetime
+    tenant_id: str = "default"
+    execution_id: str = field(default_factory=new_execution_id)
+    attempt: int = 1
+    scheduled_for: datetime = field(default_factory=lambda: datetime.now(UTC))
+    trigger: str = "manual"
+    # None is only a marker: __post_init__ always sets a datetime, so readers may rely on one.
+    deadline: datetime = field(default=cast(datetime, None))
     max_attempts: int = 1
     previous_error: str | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.deadline is None:
+            deadline = self.scheduled_for + timedelta(seconds=DEFAULT_TIMEOUT_SECONDS)
+            object.__setattr__(self, "deadline", deadline)

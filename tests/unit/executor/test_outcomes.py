@@ -7,20 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts import RetryDecision, RetryScheduled, TaskDue, TaskFailed, TaskSucceeded
-from dvp_cms.plugins import BadTaskResultError, TaskResultFailure, TaskTimeoutError
-from dvp_cms.plugins.hooks.scheduled_tasks import TaskResult
-from executor import (
+from dvp_cms.plugins import (
+    BadTaskResultError,
+    TaskResultFailure,
+    TaskTimeoutError,
+    UnserializableResultError,
+)
+from dvp_cms.plugins.attempts import (
+    MAX_ERROR_MESSAGE_CHARS,
     Failure,
     Success,
-    UnserializableResultError,
-    execution_context,
-    is_outcome_of,
-    outcome_event,
     result_of_exception,
     result_of_return,
-    started_event,
 )
-from executor.outcomes import MAX_ERROR_MESSAGE_CHARS
+from dvp_cms.plugins.hooks.scheduled_tasks import TaskResult
+from executor import execution_context, is_outcome_of, outcome_event, started_event
 
 NOW = datetime(2026, 11, 24, 3, 0, 5, tzinfo=UTC)
 

@@ -1,0 +1,115 @@
+"""Reads of single messages by subject: the last message of a subject, and where one task
+stands (registered, unregistered, paused) as the last message of each control subject says."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
+
+from contracts.errors import EventDecodeError
+from contracts.events import Event, TaskRegistered, TaskUnregistered, decode
+from contracts.stream import STREAM_NAME
+from contracts.subjects import EventKind, subject
+
+log = logging.getLogger("dvp_scheduler.natsio")
+
+
+async def last_message(
+    js: JetStreamContext, subject_name: str, *, direct: bool = False
+) -> RawStreamMsg | None:
+    """The stream's last message on ``subject_name``, ``None`` if it has none.
+
+    ``direct`` reads it from any replica (the stream allows direct get) instead of the leader.
+    """
+    try:
+        return await js.get_last_msg(STREAM_NAME, subject_name, direct=direct)
+    except NotFoundError:
+        return None
+
+
+def decode_stored(raw: RawStreamMsg) -> Event | None:
+    """The event a stored message holds; ``None`` (logged) for one that is not an event."""
+    try:
+        return decode(raw.data or b"")
+    except EventDecodeError as error:
+        log.warning(
+            "ignoring an undecodable message on %s (seq %s): %s", raw.subject, raw.seq, error
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class TaskStanding:
+    """Where one task stands, from the last message on each of its control subjects.
+
+    A sequence is 0 where the subject holds nothing; ``paused_sequence`` and
+    ``resumed_sequence`` are 0 too when they were not asked for.
+    """
+
+    tenant_id: str
+    task_id: str
+    registration: TaskRegistered | None
+    unregistration: TaskUnregistered | None
+    registered_sequence: int
+    unregistered_sequence: int
+    paused_sequence: int = 0
+    resumed_sequence: int = 0
+
+    @property
+    def known(self) -> bool:
+        """Whether the task was ever registered or unregistered."""
+        return self.registration is not None or self.unregistration is not None
+
+    @property
+    def registered(self) -> bool:
+        """Whether its newest registration is newer than its newest unregistration."""
+        return (
+            self.registration is not None and self.registered_sequence > self.unregistered_sequence
+        )
+
+    @property
+    def paused(self) -> bool:
+        """Whether its newest pause is newer than its newest resume."""
+        return self.paused_sequence > self.resumed_sequence
+
+
+async def read_task_standing(
+    js: JetStreamContext,
+    tenant_id: str,
+    task_id: str,
+    *,
+    with_pause: bool = True,
+    direct: bool = False,
+) -> TaskStanding:
+    """Read where ``tenant_id``'s task ``task_id`` stands: two direct gets, four with the pause
+    state (``with_pause``)."""
+
+    async def last(kind: EventKind) -> tuple[int, Event | None]:
+        raw = await last_message(js, subject(tenant_id, kind, task_id), direct=direct)
+        if raw is None:
+            return 0, None
+        return int(raw.seq or 0), decode_stored(raw) if kind in _DECODED else None
+
+    registered_seq, registration = await last(EventKind.REGISTERED)
+    unregistered_seq, unregistration = await last(EventKind.UNREGISTERED)
+    paused_seq = resumed_seq = 0
+    if with_pause:
+        paused_seq, _ = await last(EventKind.PAUSED)
+        resumed_seq, _ = await last(EventKind.RESUMED)
+    return TaskStanding(
+        tenant_id=tenant_id,
+        task_id=task_id,
+        registration=registration if isinstance(registration, TaskRegistered) else None,
+        unregistration=unregistration if isinstance(unregistration, TaskUnregistered) else None,
+        registered_sequence=registered_seq,
+        unregistered_sequence=unregistered_seq,
+        paused_sequence=paused_seq,
+        resumed_sequence=resumed_seq,
+    )
+
+
+_DECODED = frozenset({EventKind.REGISTERED, EventKind.UNREGISTERED})
