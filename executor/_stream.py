@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
-from typing import Any, Final
 
-import msgspec
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, PubAck
-from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from contracts import (
     STREAM_NAME,
@@ -68,127 +61,6 @@ async def publish(
         encode(event),
         headers=event_headers(event, expected_last_subject_sequence=expected_last_subject_sequence),
     )
-
-
-class Recorded(msgspec.Struct, frozen=True):
-    """The stream's acknowledgement of one publish."""
-
-    stream: str = ""
-    seq: int = 0
-    duplicate: bool = False
-    """The stream already held a message with this message id: nothing new was stored."""
-
-
-class _Reply(msgspec.Struct):
-    stream: str = ""
-    seq: int = 0
-    duplicate: bool = False
-    error: dict[str, Any] | None = None
-
-
-_reply_decoder: Final = msgspec.json.Decoder(_Reply)
-_NO_RESPONDERS: Final = "503"
-
-
-class Recorder:
-    """Publishes events to the stream, many at a time, each answered by a future.
-
-    ``js.publish`` is a request per event: an inbox token, a timer and a JSON parse into a
-    dataclass each time, and the caller waits before it can do anything else. Here one inbox
-    subscription takes every acknowledgement, `send` returns as soon as the event is written,
-    and the future is awaited when the caller needs the answer (so ``TaskStarted`` is
-    confirmed while the plugin runs). One loop (`expire`, driven by the owner) fails the
-    futures whose answer did not come within ``timeout``.
-    """
-
-    def __init__(self, nc: Client, timeout: float) -> None:
-        self._nc = nc
-        self._timeout = timeout
-        self._prefix = ""
-        self._sub: Subscription | None = None
-        self._next_token = 0
-        self._waiting: dict[str, tuple[asyncio.Future[Recorded], float]] = {}
-        self._subjects: dict[tuple[type[Event], str, str], str] = {}
-
-    async def start(self) -> None:
-        """Subscribe the inbox the acknowledgements come to."""
-        self._prefix = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
-
-    async def close(self) -> None:
-        """Unsubscribe; futures still waiting fail with `ConnectionError`."""
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            try:
-                await sub.unsubscribe()
-            except Exception as error:
-                log.debug("closing the publish inbox: %s", error)
-        waiting, self._waiting = self._waiting, {}
-        for future, _ in waiting.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the executor closed its connection"))
-                future.exception()  # nobody may wait for it any more
-
-    async def send(self, event: Event) -> asyncio.Future[Recorded]:
-        """Publish ``event`` with its headers; the future resolves with the stream's answer
-        (an `APIError` when the stream refuses it, `TimeoutError` when none comes)."""
-        key = (type(event), event.tenant_id, event.task_id)
-        subject_name = self._subjects.get(key)
-        if subject_name is None:
-            subject_name = event_subject(event)
-            if len(self._subjects) < 10_000:
-                self._subjects[key] = subject_name
-        self._next_token += 1
-        token = str(self._next_token)
-        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = (future, time.monotonic() + self._timeout)
-        try:
-            await self._nc.publish(
-                subject_name,
-                encode(event),
-                reply=self._prefix + token,
-                headers=event_headers(event),
-            )
-        except BaseException:
-            self._waiting.pop(token, None)
-            future.cancel()
-            raise
-        return future
-
-    async def record(self, event: Event) -> Recorded:
-        """Publish ``event`` and wait for the stream's answer."""
-        return await (await self.send(event))
-
-    def expire(self) -> None:
-        """Fail the futures whose answer is overdue."""
-        if not self._waiting:
-            return
-        now = time.monotonic()
-        overdue = [token for token, (_, until) in self._waiting.items() if until < now]
-        for token in overdue:
-            future, _ = self._waiting.pop(token)
-            if not future.done():
-                future.set_exception(
-                    TimeoutError(f"no acknowledgement from the stream within {self._timeout:g}s")
-                )
-
-    async def _on_reply(self, msg: Msg) -> None:
-        entry = self._waiting.pop(msg.subject[len(self._prefix) :], None)
-        if entry is None or entry[0].done():
-            return
-        future = entry[0]
-        headers = msg.headers
-        if headers is not None and not msg.data and headers.get("Status") == _NO_RESPONDERS:
-            future.set_exception(NoStreamResponseError())
-            return
-        try:
-            reply = _reply_decoder.decode(msg.data)
-            if reply.error is not None:
-                APIError.from_error(reply.error)  # raises the matching subclass
-        except Exception as error:
-            future.set_exception(error)
-            return
-        future.set_result(Recorded(stream=reply.stream, seq=reply.seq, duplicate=reply.duplicate))
 
 
 async def read_known_task(

@@ -51,8 +51,6 @@ from dvp_cms.plugins import (
 )
 from dvp_cms.plugins.attempts import AttemptResult, Failure, run_attempt
 from executor import _stream
-from executor._pull import PullFeed
-from executor._stream import Recorded, Recorder
 from executor._watchdog import LoopWatchdog
 from executor.errors import BadInputError, ExecutorSetupError, UnownedTaskError
 from executor.outcomes import execution_context, outcome_event, started_event
@@ -60,6 +58,8 @@ from executor.registrations import PlannedPublish, plan_registrations, plan_task
 from executor.settings import ExecutorSettings
 from natsio.errors import is_guard_refusal
 from natsio.provision import ensure_stream
+from natsio.publish import AckedPublisher, PublishAck
+from natsio.pull import PullFeed
 
 log = logging.getLogger("executor")
 
@@ -135,7 +135,7 @@ class Executor:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._feed: PullFeed | None = None
-        self._recorder: Recorder | None = None
+        self._recorder: AckedPublisher | None = None
         self._direct = True
         self._ack_wait = self._settings.ack_wait_seconds
         self._in_flight: dict[asyncio.Task[None], _InFlight] = {}
@@ -283,7 +283,7 @@ class Executor:
             )
             self._ack_wait = float(consumer.config.ack_wait or settings.ack_wait_seconds)
             await self.reload()
-            self._recorder = Recorder(self._nc, _PUBLISH_TIMEOUT_SECONDS)
+            self._recorder = AckedPublisher(self._nc, _PUBLISH_TIMEOUT_SECONDS)
             await self._recorder.start()
             self._feed = PullFeed(
                 self._nc,
@@ -298,7 +298,6 @@ class Executor:
             self._consumer = asyncio.create_task(self._consume(), name="executor-consume")
             self._helpers = [
                 asyncio.create_task(self._heartbeat(), name="executor-heartbeat"),
-                asyncio.create_task(self._expire_publishes(), name="executor-publish-timeouts"),
                 asyncio.create_task(self._reloader(), name="executor-reload"),
             ]
         except BaseException:
@@ -474,13 +473,6 @@ class Executor:
                 except Exception as error:
                     log.debug("heartbeat failed: %s", error)
 
-    async def _expire_publishes(self) -> None:
-        """Fail publishes the stream did not acknowledge in time, so that they are retried."""
-        while True:
-            await asyncio.sleep(0.5)
-            if self._recorder is not None:
-                self._recorder.expire()
-
     async def _reloader(self) -> None:
         while True:
             await self._reload_requested.wait()
@@ -583,7 +575,7 @@ class Executor:
         # TaskStarted is confirmed while the plugin runs, and before the outcome is sent, so
         # that the stream still holds them in that order.
         try:
-            sent: asyncio.Future[Recorded] | None = await self._require_recorder().send(started)
+            sent: asyncio.Future[PublishAck] | None = await self._require_recorder().send(started)
         except Exception as error:
             log.debug("sending %s failed: %s", event_type(started), error)
             sent = None
@@ -645,7 +637,9 @@ class Executor:
     ) -> AttemptResult:
         return await run_attempt(manager, task, context)
 
-    async def _record(self, event: Event, sent: asyncio.Future[Recorded] | None = None) -> Recorded:
+    async def _record(
+        self, event: Event, sent: asyncio.Future[PublishAck] | None = None
+    ) -> PublishAck:
         """Publish until the stream has it (``sent``: it was already sent, this is the
         answer); transport errors are retried without end (the attempt's heartbeats continue
         meanwhile), a refusal by the server a few times. The message id makes a retry of an
@@ -745,7 +739,7 @@ class Executor:
             raise ExecutorSetupError("the executor is not running: use it with 'async with'")
         return self._js
 
-    def _require_recorder(self) -> Recorder:
+    def _require_recorder(self) -> AckedPublisher:
         if self._recorder is None:
             raise ExecutorSetupError("the executor is not running: use it with 'async with'")
         return self._recorder

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import re
 import time
@@ -36,7 +35,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, PubAck
+from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +64,7 @@ from natsio import (
 )
 from natsio.errors import is_guard_refusal
 from natsio.provision import ensure_consumer, ensure_stream
+from natsio.publish import AckedPublisher, PublishAck
 from ticker._heap import FireHeap
 from ticker._policy import (
     TaskKey,
@@ -134,9 +134,7 @@ class Ticker:
         self._live = False
         self._failure: BaseException | None = None
         self._slots = asyncio.Semaphore(self._settings.max_in_flight)
-        self._ack_prefix = ""
-        self._ack_counter = 0
-        self._acks: dict[str, Future[PubAck]] = {}
+        self._publisher: AckedPublisher | None = None
         self._subscription: JetStreamContext.PushSubscription | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -151,8 +149,8 @@ class Ticker:
         try:
             self._js = self._nc.jetstream()
             await self._ensure_stream()
-            self._ack_prefix = f"{self._nc.new_inbox()}."
-            await self._nc.subscribe(f"{self._ack_prefix}*", cb=self._on_ack)
+            self._publisher = AckedPublisher(self._nc, self._settings.publish_timeout_seconds)
+            await self._publisher.start()
             await self._start_follower()
             try:
                 await asyncio.wait_for(self._ready.wait(), self._settings.startup_timeout_seconds)
@@ -224,6 +222,8 @@ class Ticker:
             for job in pending:
                 job.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._publisher is not None:
+            await self._publisher.close()
         if self._nc is not None and not self._nc.is_closed:
             try:
                 if self._subscription is not None:
@@ -439,11 +439,12 @@ class Ticker:
         wait = at - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        sent: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, asyncio.Future[PubAck]]] = []
+        publisher = self._require_publisher()
+        sent: list[tuple[TaskKey, TaskState, TaskDue | TaskSkipped, Future[PublishAck]]] = []
         alone: list[TaskKey] = []
         for key, state, event, subject, payload, headers in ready:
             try:
-                future = await self._send(subject, payload, headers)
+                future = await publisher.send_message(subject, payload, headers)
             except Exception:
                 alone.append(key)
                 continue
@@ -462,43 +463,16 @@ class Ticker:
         for key in alone:
             self._spawn(self._fire(key))  # still marked busy
 
-    async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Future[PubAck]:
-        """Publish into the stream and return the future of its acknowledgement, without
-        yielding to the event loop (nats-py's ``publish_async`` yields on every call, so a burst
-        would be sent interleaved with the acknowledgements of its first messages)."""
-        assert self._nc is not None
-        self._ack_counter += 1
-        token = str(self._ack_counter)
-        future: Future[PubAck] = asyncio.get_running_loop().create_future()
-        self._acks[token] = future
-        try:
-            await self._nc.publish(
-                subject, payload, reply=self._ack_prefix + token, headers=headers
-            )
-        except BaseException:
-            del self._acks[token]
-            raise
-        future.add_done_callback(lambda _: self._acks.pop(token, None))
-        return future
-
-    async def _on_ack(self, msg: Msg) -> None:
-        future = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
-        if future is None or future.done():
-            return
-        try:
-            body = json.loads(msg.data)
-            if "error" in body:
-                future.set_exception(APIError.from_error(body["error"]))
-            else:
-                future.set_result(PubAck.from_response(body))
-        except Exception as error:  # no responders, or a reply we cannot read
-            future.set_exception(error)
+    def _require_publisher(self) -> AckedPublisher:
+        if self._publisher is None:
+            raise TickerError("the ticker is not running: use it with 'async with'")
+        return self._publisher
 
     def _done(self, key: TaskKey, not_before: float | None) -> None:
         self._busy.discard(key)
         self._reschedule(key, not_before)
 
-    def _record(self, state: TaskState, event: TaskDue | TaskSkipped, ack: PubAck) -> None:
+    def _record(self, state: TaskState, event: TaskDue | TaskSkipped, ack: PublishAck) -> None:
         if ack.duplicate:
             self.stats.duplicates += 1
             apply_event(state, event)
@@ -558,12 +532,7 @@ class Ticker:
             headers = _guard_headers(event, state)
             try:
                 async with self._slots:
-                    ack = await self._js.publish(
-                        subject,
-                        encode(event),
-                        headers=headers,
-                        timeout=self._settings.publish_timeout_seconds,
-                    )
+                    ack = await self._require_publisher().publish(subject, encode(event), headers)
             except APIError as error:
                 if not is_guard_refusal(error):
                     raise

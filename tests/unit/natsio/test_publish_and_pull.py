@@ -1,4 +1,4 @@
-"""The pull feed's bookkeeping and the recorder's futures, against a fake connection."""
+"""The pull feed's bookkeeping and the publisher's futures, against a fake connection."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from nats.aio.msg import Msg
 from nats.js.errors import APIError, NoStreamResponseError
 
 from contracts import TaskStarted
-from executor._pull import PullFeed
-from executor._stream import Recorder
+from natsio.publish import AckedPublisher
+from natsio.pull import PullFeed
 
 Callback = Callable[[Msg], Awaitable[None]]
 
@@ -136,7 +136,7 @@ async def test_requests_whose_status_never_came_stop_counting_after_their_expiry
 ) -> None:
     feed, _, _ = await new_feed()
     await feed.request(8)
-    import executor._pull as pull
+    import natsio.pull as pull
 
     later = pull.time.monotonic() + 10
     monkeypatch.setattr(pull.time, "monotonic", lambda: later)
@@ -165,9 +165,9 @@ def started() -> TaskStarted:
     )
 
 
-async def new_recorder(ack_timeout: float = 5.0) -> tuple[Recorder, FakeConnection]:
+async def new_recorder(ack_timeout: float = 5.0) -> tuple[AckedPublisher, FakeConnection]:
     nc = FakeConnection()
-    recorder = Recorder(cast(Client, nc), ack_timeout)
+    recorder = AckedPublisher(cast(Client, nc), ack_timeout)
     await recorder.start()
     return recorder, nc
 

@@ -1,4 +1,4 @@
-"""Pulling ``TaskDue`` from the shared durable consumer without waiting on each message.
+"""Pulling from a durable consumer without waiting on each message.
 
 nats-py's ``fetch`` waits for a whole batch, one ``next_msg`` (and one timer) per message, and
 nothing of the batch runs before the last one arrives. `PullFeed` keeps pull requests open on
@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-log = logging.getLogger("executor")
+log = logging.getLogger("dvp_scheduler.natsio")
 
 _STATUS: Final = "Status"
 _DESCRIPTION: Final = "Description"
