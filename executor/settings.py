@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from contracts import validate_tenant_id
 from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS, EXECUTOR_DURABLE
-from natsio import NatsConnection
+from natsio.settings import ServiceSettings
 
 
 def default_worker_name() -> str:
@@ -17,12 +18,11 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class ExecutorSettings(BaseModel):
+class ExecutorSettings(ServiceSettings):
     """How an executor connects, what it loads and how much it runs at once."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="DVP_EXECUTOR_")
 
-    connection: NatsConnection = Field(default_factory=NatsConnection)
     plugins: tuple[str, ...] = Field(
         default=(), description="plugin references 'module:attr', loaded besides entry points"
     )

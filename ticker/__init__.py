@@ -18,9 +18,10 @@ from ticker._policy import (
     next_due_instant,
     retry_due,
 )
-from ticker._service import Ticker, TickerSettings
+from ticker._service import Ticker
 from ticker._stats import Histogram, TickerStats
 from ticker.errors import TickerError, TickerStartupError
+from ticker.settings import TickerSettings
 
 __all__ = [
     "ON_TIME_GRACE_SECONDS",

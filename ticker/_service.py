@@ -37,7 +37,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError
-from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import headers as header_names
 from contracts.describe import describe_event, event_log_fields
@@ -58,7 +57,6 @@ from contracts.stream import (
 )
 from contracts.subjects import ALL_EVENTS, PREFIX, parse_subject
 from natsio import (
-    NatsConnection,
     executor_consumer_config,
     ticker_retry_consumer_config,
 )
@@ -77,6 +75,7 @@ from ticker._policy import (
 )
 from ticker._stats import TickerStats
 from ticker.errors import TickerError, TickerStartupError
+from ticker.settings import TickerSettings
 
 log = logging.getLogger("dvp_scheduler.ticker")
 
@@ -92,33 +91,16 @@ _ACTUAL_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
 Decider = Callable[[TaskState, datetime], TaskDue | TaskSkipped | None]
 
 
-class TickerSettings(BaseModel):
-    """How the ticker runs; the defaults suit production."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_in_flight: int = Field(default=1024, ge=1, description="publishes awaiting an ack")
-    startup_timeout_seconds: float = Field(default=120.0, gt=0)
-    graceful_timeout_seconds: float = Field(default=5.0, ge=0)
-    conflict_wait_seconds: float = Field(
-        default=5.0, gt=0, description="how long a refused publish waits for the follower"
-    )
-    backoff_seconds: float = Field(
-        default=1.0, gt=0, description="pause before a task whose publish failed is tried again"
-    )
-    publish_timeout_seconds: float = Field(default=5.0, gt=0)
-
-
 class Ticker:
     """Publishes ``TaskDue`` at each fire instant of every registered task; see the module doc.
 
-    ``async with Ticker(connection) as ticker:`` connects, reads the stream's state and starts
+    ``async with Ticker(settings) as ticker:`` connects, reads the stream's state and starts
     firing; `stop` asks it to stop and leaving the block waits for it.
     """
 
-    def __init__(self, connection: NatsConnection, settings: TickerSettings | None = None) -> None:
-        self._connection = connection
+    def __init__(self, settings: TickerSettings | None = None) -> None:
         self._settings = settings or TickerSettings()
+        self._connection = self._settings.connection
         self.stats = TickerStats()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None

@@ -14,7 +14,7 @@ from dvp_scheduler.cli._common import (
     serve,
 )
 from dvp_scheduler.metrics import ticker_metrics
-from ticker import Ticker
+from ticker import Ticker, TickerSettings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
     # Start-up builds state for every task; freezing it keeps the garbage collector from
     # rescanning 100,000 long-lived objects in the middle of a burst of fires.
-    ticker = Ticker(connection)
+    ticker = Ticker(TickerSettings(connection=connection))
     metrics = metrics_endpoint(args, lambda: ticker_metrics(ticker))
     asyncio.run(serve(ticker, on_ready=gc.freeze, metrics=metrics))
     return 0

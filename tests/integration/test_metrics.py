@@ -28,7 +28,7 @@ from executor import Executor, ExecutorSettings
 from natsio import NatsConnection
 from projector import Projector, ProjectorSettings
 from tests.support import eventually, free_port
-from ticker import Ticker
+from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ async def test_ticker_executor_and_projector_count_what_they_do(
                 )
             )
         )
-        ticker = await stack.enter_async_context(Ticker(connection))
+        ticker = await stack.enter_async_context(Ticker(TickerSettings(connection=connection)))
         projector = await stack.enter_async_context(
             Projector(ProjectorSettings(connection=connection, mirror=False))
         )

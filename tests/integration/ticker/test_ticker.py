@@ -42,7 +42,7 @@ from tests.integration.ticker.helpers import (
     skips,
 )
 from tests.support import eventually
-from ticker import Ticker
+from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ async def test_a_one_second_task_fires_every_second_with_one_due_per_fire(
     js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
 ) -> None:
     await publish(js, registered("every.second", EVERY_SECOND))
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         await eventually(lambda: _count(js, "every.second", 4), within=8, message="four fires")
     events = await read_with_timestamps(js, subject_filter(TENANT, EventKind.DUE, "every.second"))
     fires = [event.scheduled_for for event, _ in events if isinstance(event, TaskDue)]
@@ -74,7 +74,10 @@ async def test_three_tickers_at_once_give_exactly_one_due_per_fire_and_no_gap(
     for task in tasks:
         await publish(js, registered(task, EVERY_SECOND))
     async with AsyncExitStack() as stack:
-        tickers = [await stack.enter_async_context(Ticker(connection)) for _ in range(3)]
+        tickers = [
+            await stack.enter_async_context(Ticker(TickerSettings(connection=connection)))
+            for _ in range(3)
+        ]
 
         async def enough() -> bool:
             return all([await _count(js, task, 3) for task in tasks])
@@ -119,7 +122,7 @@ async def test_a_ticker_down_for_five_fires_publishes_one_catchup(
     now = await early_in_a_second()
     last_fire = now - timedelta(seconds=5)
     await _seed_last_fire(js, "catches.up", EVERY_SECOND, last_fire)
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         await eventually(lambda: _count(js, "catches.up", 3), within=8, message="fires")
     events = await dues(js, "catches.up")
     catchup = events[1]
@@ -137,7 +140,7 @@ async def test_fires_missed_outside_the_window_are_recorded_as_skipped(
     now = await early_in_a_second()
     schedule = Schedule(interval_seconds=1, overlap="allow", catchup_window_seconds=0)
     await _seed_last_fire(js, "too.late", schedule, now - timedelta(seconds=5))
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         await eventually(lambda: _count(js, "too.late", 2), within=8, message="next fire")
     [missed] = await skips(js, "too.late")
     assert missed.reason == "missed"
@@ -152,7 +155,7 @@ async def test_a_fire_overlapping_a_running_execution_is_skipped_and_recorded(
     js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
 ) -> None:
     await publish(js, registered("slow.task", Schedule(interval_seconds=1)))
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         [first] = await eventually(lambda: dues(js, "slow.task"), within=5, message="a fire")
         [overlap] = await eventually(lambda: skips(js, "slow.task"), within=5, message="a skip")
         assert overlap.reason == "overlap"
@@ -193,12 +196,12 @@ async def test_a_retry_due_while_no_ticker_runs_is_published_after_restart(
     )
     await publish(js, first)
     retry_at = datetime.now(UTC) + timedelta(seconds=1.5)
-    async with Ticker(connection) as ticker:
+    async with Ticker(TickerSettings(connection=connection)) as ticker:
         await publish(js, retry_of(first, retry_at=retry_at))
         await eventually(lambda: ticker.stats.retries_held >= 1, within=5, message="held")
     await asyncio.sleep(max(0.0, (retry_at - datetime.now(UTC)).total_seconds()) + 0.5)
     assert len(await dues(js, "flaky.task")) == 1  # nobody was there at retry_at
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         await eventually(lambda: _count(js, "flaky.task", 2), within=5, message="the retry")
         second_retry_at = datetime.now(UTC) + timedelta(seconds=0.3)
         retried = (await dues(js, "flaky.task"))[1]
@@ -222,7 +225,7 @@ async def test_a_paused_task_does_not_fire_and_resuming_fires_no_backlog(
     await publish(
         js, TaskPaused(tenant_id=TENANT, task_id="paused.task", occurred_at=datetime.now(UTC))
     )
-    async with Ticker(connection) as ticker:
+    async with Ticker(TickerSettings(connection=connection)) as ticker:
         await eventually(lambda: _count(js, "witness.task", 3), within=8, message="witness")
         assert await dues(js, "paused.task") == []
         assert await skips(js, "paused.task") == []
@@ -246,7 +249,7 @@ async def test_a_paused_task_does_not_fire_and_resuming_fires_no_backlog(
 async def test_definitions_are_followed_live(
     js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
 ) -> None:
-    async with Ticker(connection) as ticker:
+    async with Ticker(TickerSettings(connection=connection)) as ticker:
         assert ticker.task_count == 0
         await publish(js, registered("late.comer", EVERY_SECOND))
         await eventually(lambda: _count(js, "late.comer", 1), within=5, message="first fire")
@@ -317,7 +320,7 @@ async def test_a_bad_message_on_a_task_subject_does_not_stall_the_task(
 ) -> None:
     await publish(js, registered("noisy.task", EVERY_SECOND))
     await js.publish(subject_filter(TENANT, EventKind.DUE, "noisy.task"), b"not an event")
-    async with Ticker(connection) as ticker:
+    async with Ticker(TickerSettings(connection=connection)) as ticker:
         await js.publish(subject_filter(TENANT, EventKind.STARTED, "noisy.task"), b"{}")
         await eventually(lambda: _count(js, "noisy.task", 2), within=6, message="fires")
         assert ticker.stats.bad_messages == 2

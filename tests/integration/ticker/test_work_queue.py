@@ -11,7 +11,7 @@ from contracts.stream import EXECUTOR_DURABLE
 from natsio import NatsConnection
 from tests.integration.ticker.helpers import publish, registered
 from tests.support import eventually
-from ticker import Ticker
+from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ async def test_fires_wait_in_the_executor_queue_even_before_any_executor_started
     connection: NatsConnection, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish(js, registered("queue.every-second", Schedule(interval_seconds=1)))
-    async with Ticker(connection):
+    async with Ticker(TickerSettings(connection=connection)):
         consumer = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
         assert consumer.config.filter_subject == "dvp.tasks.*.due.>"
 

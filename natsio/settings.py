@@ -1,0 +1,23 @@
+"""The shape every service's settings share."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from natsio.connection import NatsConnection
+
+
+class ServiceSettings(BaseSettings):
+    """Base of the ticker's, executor's and projector's settings.
+
+    A subclass sets ``env_prefix`` (``DVP_TICKER_``, ...): each field is read from the keyword
+    arguments first, then from ``<prefix><FIELD>`` in the environment, then its default, so a
+    default is written once, here, and the command line derives its flags from the model.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="DVP_")
+
+    connection: NatsConnection = Field(
+        default_factory=NatsConnection, description="the NATS server and credentials"
+    )

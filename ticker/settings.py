@@ -1,0 +1,25 @@
+"""The ticker's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from natsio.settings import ServiceSettings
+
+
+class TickerSettings(ServiceSettings):
+    """How the ticker runs; the defaults suit production."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="DVP_TICKER_")
+
+    max_in_flight: int = Field(default=1024, ge=1, description="publishes awaiting an ack")
+    startup_timeout_seconds: float = Field(default=120.0, gt=0)
+    graceful_timeout_seconds: float = Field(default=5.0, ge=0)
+    conflict_wait_seconds: float = Field(
+        default=5.0, gt=0, description="how long a refused publish waits for the follower"
+    )
+    backoff_seconds: float = Field(
+        default=1.0, gt=0, description="pause before a task whose publish failed is tried again"
+    )
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
