@@ -6,7 +6,7 @@ run measures
 
 (a) the bare read: a nats-py ordered consumer with a message callback that decodes nothing, and
 (b) ``dvp-scheduler replay --json`` run as a user runs it (a child process), which reads
-    every event with its own ordered reader (`projector.reader`), decodes it and folds it,
+    every event with its own ordered reader (`natsio.reader`), decodes it and folds it,
 
 alternating them ``--rounds`` times (default 3; on a shared machine the best round is the one
 least disturbed), and prints events/s for each, the ratio (b)/(a) and the peak memory (max RSS)

@@ -7,11 +7,27 @@ from natsio.provision import (
     stream_config,
     ticker_retry_consumer_config,
 )
+from natsio.reader import (
+    OrderedReader,
+    ProgressCallback,
+    ReadProgress,
+    StreamHandler,
+    connect_for_reading,
+    read_to_end,
+    reader_client_class,
+)
 
 __all__ = [
     "DEFAULT_NATS_URL",
     "NatsConnection",
+    "OrderedReader",
+    "ProgressCallback",
+    "ReadProgress",
+    "StreamHandler",
+    "connect_for_reading",
     "executor_consumer_config",
+    "read_to_end",
+    "reader_client_class",
     "stream_config",
     "ticker_retry_consumer_config",
 ]

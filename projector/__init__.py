@@ -12,13 +12,6 @@ from projector.errors import (
     UnknownTaskError,
 )
 from projector.fold import apply, ingest
-from projector.reader import (
-    OrderedReader,
-    ReaderClient,
-    ReadProgress,
-    connect_for_reading,
-    read_to_end,
-)
 from projector.replay import replay
 from projector.service import Projector, ProjectorSettings
 from projector.state import (
@@ -47,24 +40,19 @@ __all__ = [
     "CheckpointError",
     "ExecutionState",
     "ExecutionView",
-    "OrderedReader",
     "ProjectionState",
     "Projector",
     "ProjectorError",
     "ProjectorSettings",
     "QueryError",
-    "ReadProgress",
-    "ReaderClient",
     "TaskState",
     "TaskView",
     "UnknownTaskError",
     "apply",
-    "connect_for_reading",
     "find_tasks",
     "history",
     "ingest",
     "list_tasks",
-    "read_to_end",
     "replay",
     "task_key",
     "task_view",

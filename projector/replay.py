@@ -5,13 +5,15 @@ from __future__ import annotations
 import gc
 from datetime import datetime
 
+from nats.aio.client import Client
+
+from natsio.reader import ProgressCallback, read_to_end
 from projector.fold import ingest
-from projector.reader import ProgressCallback, ReaderClient, read_to_end
 from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
 
 
 async def replay(
-    nc: ReaderClient,
+    nc: Client,
     *,
     until: datetime | None = None,
     history_limit: int = DEFAULT_HISTORY_LIMIT,

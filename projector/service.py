@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -21,11 +20,14 @@ from typing import Final, Self
 
 import msgspec
 import nats
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 from nats.micro import add_service
 from nats.micro.service import Service
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from contracts.errors import SchedulerError
 from contracts.queries import (
@@ -38,8 +40,9 @@ from contracts.queries import (
     task_state_key,
 )
 from contracts.stream import STREAM_NAME
-from natsio import NatsConnection
 from natsio.provision import ensure_stream
+from natsio.reader import OrderedReader, connect_for_reading
+from natsio.settings import ServiceSettings
 from projector.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -51,7 +54,6 @@ from projector.checkpoint import (
 from projector.errors import CheckpointError
 from projector.fold import ingest
 from projector.queries import QueryHandlers
-from projector.reader import OrderedReader, ReaderClient, connect_for_reading
 from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
 from projector.views import task_view
 
@@ -64,22 +66,30 @@ _MIRROR_BATCH: Final = 256
 """Key-value puts in flight at once."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProjectorSettings:
+class ProjectorSettings(ServiceSettings):
     """How a projector runs."""
 
-    connection: NatsConnection
-    checkpoint_interval: float = 10.0
-    """Seconds between checkpoints (only when something changed)."""
-    mirror_interval: float = 0.5
-    """Seconds between writes of changed tasks to the key-value bucket."""
-    history_limit: int = DEFAULT_HISTORY_LIMIT
-    checkpoint_file: Path | None = None
-    """Keep the checkpoint in this file instead of the JetStream object store."""
-    mirror: bool = True
-    """Mirror each task's state into `contracts.queries.TASK_STATE_BUCKET`."""
-    graceful_timeout: float = 10.0
-    """Seconds the final mirror and checkpoint may take on the way out."""
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="DVP_PROJECTOR_")
+
+    checkpoint_interval: float = Field(
+        default=10.0, gt=0, description="seconds between checkpoints (only when something changed)"
+    )
+    mirror_interval: float = Field(
+        default=0.5, gt=0, description="seconds between writes of changed tasks to the KV bucket"
+    )
+    history_limit: int = Field(
+        default=DEFAULT_HISTORY_LIMIT, ge=1, description="executions kept per task"
+    )
+    checkpoint_file: Path | None = Field(
+        default=None,
+        description="keep the checkpoint in this file instead of the JetStream object store",
+    )
+    mirror: bool = Field(
+        default=True, description="mirror each task's state into the dvp-task-state KV bucket"
+    )
+    graceful_timeout: float = Field(
+        default=10.0, ge=0, description="seconds the last mirror and checkpoint may take"
+    )
 
 
 class Projector:
@@ -89,7 +99,7 @@ class Projector:
         self._settings = settings
         self._state = ProjectionState(history_limit=settings.history_limit)
         self._stopping = asyncio.Event()
-        self._nc: ReaderClient | None = None
+        self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._checkpoints: CheckpointStore | None = None
         self._stream_created: datetime | None = None

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -37,20 +38,22 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
-from natsio import NatsConnection
+from natsio import (
+    NatsConnection,
+    OrderedReader,
+    ReadProgress,
+    read_to_end,
+    reader_client_class,
+)
 from natsio.lookup import read_task_standing
 from projector import (
     AmbiguousTaskError,
-    OrderedReader,
     ProjectionState,
     ProjectorError,
-    ReaderClient,
-    ReadProgress,
     UnknownTaskError,
     find_tasks,
     history,
     list_tasks,
-    read_to_end,
     replay,
 )
 from projector.queries import ask_history, ask_tasks
@@ -179,7 +182,7 @@ async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         return _builtins(history(found[0], limit=max(0, args.limit)))
 
 
-async def _replay_state(nc: ReaderClient, until: datetime | None = None) -> ProjectionState:
+async def _replay_state(nc: Client, until: datetime | None = None) -> ProjectionState:
     """Replay in-process, with progress on stderr when it is a terminal."""
     progress = _progress_printer() if sys.stderr.isatty() else None
     try:
@@ -343,9 +346,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[ReaderClient]:
+async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Client]:
     connection: NatsConnection = connection_from_arguments(args, name=name)
-    nc = await connect_once(connection, ReaderClient)
+    nc = await connect_once(connection, reader_client_class())
     try:
         yield nc
     finally:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.client import Client
 
 from dvp_scheduler.natsserver import NatsServer
-from projector import ReaderClient, connect_for_reading
+from natsio import connect_for_reading
 
 
 @pytest.fixture
-async def reader(nats_server: NatsServer) -> AsyncIterator[ReaderClient]:
+async def reader(nats_server: NatsServer) -> AsyncIterator[Client]:
     """A reading client (what replay needs) connected to the test server; closed after."""
     client = await connect_for_reading(servers=nats_server.url, max_reconnect_attempts=0)
     try:

@@ -17,7 +17,7 @@ from nats.js.api import StreamInfo
 
 from dvp_scheduler.natsserver import NatsServer
 from natsio import stream_config
-from projector import Projector, ReaderClient, history, list_tasks, replay
+from projector import Projector, history, list_tasks, replay
 from tests.integration.projector.test_projector import caught_up, publish, scenario, settings
 from tests.unit.projector import events as ev
 
@@ -53,7 +53,7 @@ def as_json(value: Any) -> Any:
 
 
 async def test_without_a_projector_the_commands_replay_in_process(
-    reader: ReaderClient, nats_server: NatsServer, js: JetStreamContext, stream: StreamInfo
+    reader: Client, nats_server: NatsServer, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish(js, scenario())
     state = await replay(reader)
@@ -113,7 +113,7 @@ async def test_without_a_projector_the_commands_replay_in_process(
 
 
 async def test_with_a_projector_the_commands_ask_it(
-    reader: ReaderClient,
+    reader: Client,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,

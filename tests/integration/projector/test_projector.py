@@ -18,7 +18,7 @@ from contracts import STREAM_NAME, Event, encode, event_headers, event_subject
 from contracts.queries import TASK_STATE_BUCKET, task_state_key
 from dvp_scheduler.natsserver import NatsServer
 from natsio import NatsConnection
-from projector import Projector, ProjectorSettings, ReaderClient, history, list_tasks, replay
+from projector import Projector, ProjectorSettings, history, list_tasks, replay
 from projector.queries import ask_history, ask_status, ask_tasks
 from tests.support import eventually
 from tests.unit.projector import events as ev
@@ -89,7 +89,7 @@ def builtins(value: Any) -> Any:
 
 
 async def test_served_state_and_history_equal_an_in_process_replay(
-    reader: ReaderClient,
+    reader: Client,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
@@ -137,7 +137,7 @@ async def test_served_state_and_history_equal_an_in_process_replay(
 
 
 async def test_replay_until_gives_the_state_that_held_then(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     f1, f2 = ev.at(300), ev.at(600)
     await publish(
@@ -169,7 +169,7 @@ async def test_replay_until_gives_the_state_that_held_then(
 
 
 async def test_restart_from_the_checkpoint_equals_a_full_replay(
-    reader: ReaderClient,
+    reader: Client,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
@@ -188,7 +188,7 @@ async def test_restart_from_the_checkpoint_equals_a_full_replay(
 
 
 async def test_checkpoint_in_a_file(
-    reader: ReaderClient,
+    reader: Client,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
@@ -206,7 +206,7 @@ async def test_checkpoint_in_a_file(
 
 
 async def test_garbage_and_unknown_versions_do_not_stop_it(
-    reader: ReaderClient,
+    reader: Client,
     nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
@@ -230,9 +230,7 @@ async def test_garbage_and_unknown_versions_do_not_stop_it(
         assert projector.state == await replay(reader)
 
 
-async def test_replay_of_an_empty_or_missing_stream(
-    reader: ReaderClient, js: JetStreamContext
-) -> None:
+async def test_replay_of_an_empty_or_missing_stream(reader: Client, js: JetStreamContext) -> None:
     with pytest.raises(NotFoundError):
         await replay(reader)
     await js.add_stream(name=STREAM_NAME, subjects=["dvp.tasks.>"])

@@ -1,4 +1,4 @@
-"""Reading the stream in order, fast: what replay, the projector and ``events`` read with.
+"""Reading a stream in order, fast: what replay, the projector and ``events`` read with.
 
 nats-py's ordered consumer spends about 15 µs on each message before its callback starts: it
 builds a ``Msg``, parses every header, queues the message for a task of the subscription and
@@ -7,16 +7,27 @@ module keeps nats-py for the connection (reconnects, TLS, credentials) and its p
 and takes over from there for one kind of subscription: the parser hands each message of an
 `OrderedReader`'s delivery subject straight to a synchronous handler.
 
-`OrderedReader` is an ordered consumer of its own, as the NATS clients build theirs: an ephemeral
-push consumer with acks off, flow control and idle heartbeats, whose delivery sequence it checks.
-On a gap, or when the consumer falls silent (a server restart loses it), it opens a new one just
-after the last stream sequence it handed over; so every message is handed over once, in order.
+That hand-over overrides a private method of nats-py's client, in one small class
+(`_DirectClient`). It is used only with the nats-py versions it was tested with
+(`TESTED_NATS_PY`) and only while the internals it relies on have the shape it expects;
+otherwise `connect_for_reading` logs one warning and gives nats-py's plain client, and
+`OrderedReader` reads through nats-py's own ordered consumer: the same messages, once each and
+in order, only slower.
+
+With the fast client, `OrderedReader` is an ordered consumer of its own, as the NATS clients
+build theirs: an ephemeral push consumer with acks off, flow control and idle heartbeats, whose
+delivery sequence it checks. On a gap, or when the consumer falls silent (a server restart loses
+it), it opens a new one just after the last stream sequence it handed over; so every message is
+handed over once, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.metadata
+import inspect
 import itertools
 import logging
 import re
@@ -29,13 +40,22 @@ from typing import Any, Final, Self
 
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.protocol.parser import Parser
 
 from contracts.stream import STREAM_NAME
 from contracts.subjects import ALL_EVENTS
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dvp_scheduler.natsio")
+
+TESTED_NATS_PY: Final = ("2.16",)
+"""The nats-py release series (major.minor) the fast client was tested with.
+
+To add one, install it and run ``tests/integration/natsio`` and ``bench/replay.py``; with any
+other version readers use nats-py's own ordered consumer (and say so once, as a warning)."""
 
 DEFAULT_HEARTBEAT_SECONDS: Final = 5.0
 """How often the server tells an idle reader's consumer is still there."""
@@ -51,27 +71,31 @@ _CONTROL_STATUS: Final = b"NATS/1.0 100"
 
 _WHITESPACE: Final = re.compile(r"\s")
 
-DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
-"""Called by the protocol parser with (subject, reply, body, raw headers) of one message."""
-
 StreamHandler = Callable[[int, bytes, bytes], object]
 """Called with (stream sequence, subject, body) of each message, once each, in stream order."""
 
+_DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+"""Called by the protocol parser with (subject, reply, body, raw headers) of one message."""
 
-class ReaderClient(Client):
-    """nats-py's client, with two additions for reading streams fast.
 
-    `subscribe_direct` hands a subscription's messages from the protocol parser straight to a
-    synchronous function (no ``Msg``, no queue, no task); and header lines are parsed several
-    times faster than the stock parser does (a property test shows the results equal). Every
-    other subscription behaves as with nats-py's own client.
+# ---------------------------------------------------------------------------------------------
+# The fast client: the one place that relies on nats-py internals
+
+
+class _DirectClient(Client):
+    """nats-py's client, whose protocol parser hands the messages of a direct subscription
+    straight to a synchronous function (no ``Msg``, no queue, no task).
+
+    It overrides ``Client._process_msg`` and keys handlers by ``Subscription._id``: neither is
+    public, so `reader_client_class` gives this class only when `_internals_problems` finds
+    both as expected. Every other subscription behaves as with nats-py's own client.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._direct: dict[int, DirectHandler] = {}
+        self._direct: dict[int, _DirectHandler] = {}
 
-    async def subscribe_direct(self, subject: str, handler: DirectHandler) -> Subscription:
+    async def subscribe_direct(self, subject: str, handler: _DirectHandler) -> Subscription:
         """Subscribe to ``subject``; its messages go to ``handler`` as the parser reads them.
 
         ``handler`` runs inside the connection's read loop: it must not block. What it raises
@@ -102,30 +126,94 @@ class ReaderClient(Client):
                 "the handler of subscription %d failed on %r; message dropped", sid, subject
             )
 
-    @staticmethod
-    def _parse_header_lines(raw: bytes) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for line in raw.split(b"\r\n"):
-            if not line:
-                continue
-            name, sep, value = line.partition(b":")
-            if not sep:
-                continue
-            try:
-                key = name.strip().decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            if _WHITESPACE.search(key):
-                continue
-            out[key] = value.strip().decode("utf-8", "replace")
-        return out
+
+_PROCESS_MSG_PARAMETERS: Final = ("self", "sid", "subject", "reply", "data", "headers")
+"""The parameters of ``Client._process_msg`` that `_DirectClient` overrides."""
 
 
-async def connect_for_reading(**options: Any) -> ReaderClient:
-    """Like ``nats.connect(**options)``, giving a `ReaderClient`."""
-    client = ReaderClient()
+def _installed_nats_py() -> str:
+    try:
+        return importlib.metadata.version("nats-py")
+    except importlib.metadata.PackageNotFoundError:
+        return "(unknown version)"
+
+
+def _is_tested(version: str) -> bool:
+    return any(version == tested or version.startswith(f"{tested}.") for tested in TESTED_NATS_PY)
+
+
+def _code_names(function: object) -> tuple[str, ...]:
+    """The attribute and global names a Python function's code refers to (none if it has no
+    Python code, such as a compiled replacement, which then fails the checks using it)."""
+    code = getattr(function, "__code__", None)
+    return tuple(code.co_names) if code is not None else ()
+
+
+def _internals_problems() -> list[str]:
+    """Why `_DirectClient` must not be used with the installed nats-py; empty if it may.
+
+    It may when nats-py is of a tested series (`TESTED_NATS_PY`) and the internals it relies on
+    are there in the shape it expects: ``Client._process_msg`` is a coroutine function taking
+    exactly the parameters it overrides, the protocol parser calls it, and ``Subscription``
+    keeps its id in ``_id`` (both read from the functions' code: nothing is run).
+    """
+    problems: list[str] = []
+    version = _installed_nats_py()
+    if not _is_tested(version):
+        problems.append(f"it is not among the tested versions ({', '.join(TESTED_NATS_PY)})")
+    process_msg = getattr(Client, "_process_msg", None)
+    if process_msg is None:
+        problems.append("Client._process_msg is missing")
+    else:
+        parameters = tuple(inspect.signature(process_msg).parameters)
+        if parameters != _PROCESS_MSG_PARAMETERS:
+            problems.append(
+                f"Client._process_msg takes ({', '.join(parameters)}), "
+                f"not ({', '.join(_PROCESS_MSG_PARAMETERS)})"
+            )
+        if not inspect.iscoroutinefunction(process_msg):
+            problems.append("Client._process_msg is not a coroutine function")
+    if "_process_msg" not in _code_names(Parser.parse):
+        problems.append("the protocol parser (Parser.parse) does not call _process_msg")
+    if "_id" not in _code_names(Subscription.__init__):
+        problems.append("Subscription does not keep its id in _id")
+    return problems
+
+
+@functools.cache
+def _fast_client_usable() -> bool:
+    """Whether `_DirectClient` may be used; when not, one warning (per process) says why."""
+    problems = _internals_problems()
+    if problems:
+        log.warning(
+            "nats-py %s: %s. Reading streams through nats-py's own ordered consumer instead: "
+            "the same messages, more slowly (natsio.reader's fast client is tested with "
+            "nats-py %s)",
+            _installed_nats_py(),
+            "; ".join(problems),
+            ", ".join(TESTED_NATS_PY),
+        )
+    return not problems
+
+
+def reader_client_class() -> type[Client]:
+    """The client class to read streams with, for callers that connect it themselves.
+
+    The fast one when the installed nats-py is one it was tested with, else nats-py's plain
+    `Client` (and a warning, once, says why); `OrderedReader` reads with either.
+    """
+    return _DirectClient if _fast_client_usable() else Client
+
+
+async def connect_for_reading(**options: Any) -> Client:
+    """Like ``nats.connect(**options)``, giving a client of `reader_client_class`."""
+    client = reader_client_class()()
     await client.connect(**options)
     return client
+
+
+# ---------------------------------------------------------------------------------------------
+# The ordered reader
 
 
 def _ack_fields(reply: bytes) -> tuple[int, int, int]:
@@ -140,13 +228,34 @@ def _ack_fields(reply: bytes) -> tuple[int, int, int]:
     raise ValueError(f"not a JetStream message reply subject: {reply!r}")
 
 
+def _header_fields(raw: bytes) -> dict[str, str]:
+    """The header lines of a control message, parsed as nats-py parses header lines."""
+    out: dict[str, str] = {}
+    for line in raw.split(b"\r\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        try:
+            key = name.strip().decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if _WHITESPACE.search(key):
+            continue
+        out[key] = value.strip().decode("utf-8", "replace")
+    return out
+
+
 class OrderedReader:
     """Hands every message on ``subject`` in ``stream`` to ``handle``, once each, in order.
 
     It starts at ``start_time`` if given, else at ``start_sequence`` (1: the beginning). With
     ``to_end`` the read is over (`finished`) after the last message the stream held when it
     started; otherwise it follows new messages until `stop`. If ``handle`` raises, the read
-    stops and `finished` holds the exception. Use it as an async context manager::
+    stops and `finished` holds the exception. ``nc`` is best a client of `connect_for_reading`
+    (or `reader_client_class`); with any other client it reads through nats-py's ordered
+    consumer. Use it as an async context manager::
 
         async with OrderedReader(nc, handle, to_end=True) as reader:
             await reader.finished
@@ -154,7 +263,7 @@ class OrderedReader:
 
     def __init__(
         self,
-        nc: ReaderClient,
+        nc: Client,
         handle: StreamHandler,
         *,
         stream: str = STREAM_NAME,
@@ -165,6 +274,7 @@ class OrderedReader:
         heartbeat: float = DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
         self._nc = nc
+        self._direct = nc if isinstance(nc, _DirectClient) else None
         self._js = nc.jetstream()
         self._handle = handle
         self._stream = stream
@@ -176,6 +286,7 @@ class OrderedReader:
         self._finished: asyncio.Future[None] | None = None
         self._subscription: Subscription | None = None
         self._consumer: str | None = None
+        self._ordered: JetStreamContext.PushSubscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_delivery = 1
         self._reopening = False
@@ -187,7 +298,9 @@ class OrderedReader:
         self.read = 0
         """How many messages were handed over."""
         self.reopened = 0
-        """How often a new consumer took over (after a gap or a silent consumer)."""
+        """How often it went for a new consumer (after a gap or a silent consumer); counted
+        when it decides to, so before the new consumer's first message. Always 0 through
+        nats-py's ordered consumer, which replaces its consumer without telling."""
 
     @property
     def finished(self) -> asyncio.Future[None]:
@@ -209,6 +322,9 @@ class OrderedReader:
             if self.end_sequence < self._start_sequence:
                 self._finish(None)
                 return
+        if self._direct is None:
+            await self._subscribe_ordered()
+            return
         await self._open()
         self._spawn(self._watch())
 
@@ -220,6 +336,7 @@ class OrderedReader:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._close_consumer()
+        await self._unsubscribe_ordered()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -232,6 +349,19 @@ class OrderedReader:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _hand_over(self, sequence: int, subject: bytes, data: bytes, pending: int) -> None:
+        self.sequence = sequence
+        self.read += 1
+        try:
+            self._handle(sequence, subject, data)
+        except Exception as error:
+            self._finish(error)
+            return
+        if self._to_end and (pending == 0 or sequence >= self.end_sequence):
+            self._finish(None)
+
+    # The consumer of its own, with the fast client.
 
     def _on_message(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         self._active = True
@@ -252,21 +382,13 @@ class OrderedReader:
             )
             return
         self._next_delivery = delivery + 1
-        self.sequence = sequence
-        self.read += 1
-        try:
-            self._handle(sequence, subject, data)
-        except Exception as error:
-            self._finish(error)
-            return
-        if self._to_end and (pending == 0 or sequence >= self.end_sequence):
-            self._finish(None)
+        self._hand_over(sequence, subject, data, pending)
 
     def _on_control(self, reply: bytes, headers: bytes) -> None:
         if reply:  # a flow control request: everything before it was handled already
             self._spawn(self._publish(reply.decode()))
             return
-        fields = ReaderClient._parse_header_lines(headers.partition(b"\r\n")[2])
+        fields = _header_fields(headers.partition(b"\r\n")[2])
         stalled = fields.get("Nats-Consumer-Stalled")
         if stalled:
             self._spawn(self._publish(stalled))
@@ -277,7 +399,8 @@ class OrderedReader:
             )
 
     async def _open(self) -> None:
-        subscription = await self._nc.subscribe_direct(self._nc.new_inbox(), self._on_message)
+        assert self._direct is not None
+        subscription = await self._direct.subscribe_direct(self._nc.new_inbox(), self._on_message)
         self._subscription = subscription
         self._next_delivery = 1
         self._reopening = False
@@ -299,7 +422,7 @@ class OrderedReader:
         except BaseException:
             self._reopening = True
             self._subscription = None
-            await self._nc.unsubscribe_direct(subscription)
+            await self._direct.unsubscribe_direct(subscription)
             raise
         self._consumer = info.name
         if self._to_end and info.num_pending == 0:
@@ -327,6 +450,7 @@ class OrderedReader:
         if self._reopening or self._finished is None or self._finished.done():
             return
         self._reopening = True
+        self.reopened += 1
         log.info("reading %s again after sequence %d: %s", self._stream, self.sequence, why)
         self._spawn(self._reopen_consumer())
 
@@ -345,7 +469,6 @@ class OrderedReader:
                 )
                 await asyncio.sleep(delay)
             else:
-                self.reopened += 1
                 return
 
     async def _watch(self) -> None:
@@ -361,8 +484,8 @@ class OrderedReader:
     async def _close_consumer(self) -> None:
         subscription, consumer = self._subscription, self._consumer
         self._subscription = self._consumer = None
-        if subscription is not None:
-            await self._nc.unsubscribe_direct(subscription)
+        if subscription is not None and self._direct is not None:
+            await self._direct.unsubscribe_direct(subscription)
         if consumer is not None and self._nc.is_connected:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 async with asyncio.timeout(_CLEANUP_TIMEOUT_SECONDS):
@@ -376,6 +499,48 @@ class OrderedReader:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # nats-py's ordered consumer, with any other client: it checks the delivery sequence and
+    # replaces a lost consumer itself.
+
+    async def _subscribe_ordered(self) -> None:
+        config = ConsumerConfig(inactive_threshold=_INACTIVE_THRESHOLD_SECONDS, **self._position())
+        subscription = self._ordered = await self._js.subscribe(
+            self._subject,
+            stream=self._stream,
+            cb=self._on_ordered_message,
+            ordered_consumer=True,
+            idle_heartbeat=self._heartbeat,
+            config=config,
+        )
+        if self._to_end:
+            info = await subscription.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+            if not info.num_pending and not delivered:
+                self._finish(None)  # nothing on this subject up to the end
+            # else the last message says it is the last (pending 0), or the end is reached
+
+    async def _on_ordered_message(self, msg: Msg) -> None:
+        finished = self._finished
+        if finished is None or finished.done():
+            return
+        metadata = msg.metadata
+        self._hand_over(
+            metadata.sequence.stream, msg.subject.encode(), msg.data, metadata.num_pending
+        )
+
+    async def _unsubscribe_ordered(self) -> None:
+        subscription, self._ordered = self._ordered, None
+        if subscription is None:
+            return
+        with contextlib.suppress(nats.errors.Error):
+            await subscription.unsubscribe()
+        if self._nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                async with asyncio.timeout(_CLEANUP_TIMEOUT_SECONDS):
+                    # Asked, not remembered: nats-py may have replaced the consumer meanwhile.
+                    info = await subscription.consumer_info()
+                    await self._js.delete_consumer(self._stream, info.name)
 
     def _finish(self, error: Exception | None) -> None:
         finished = self._finished
@@ -403,10 +568,11 @@ class ReadProgress:
 
 
 ProgressCallback = Callable[[ReadProgress], None]
+"""Called with how far a read has come."""
 
 
 async def read_to_end(
-    nc: ReaderClient,
+    nc: Client,
     handle: StreamHandler,
     *,
     subject: str = ALL_EVENTS,

@@ -9,14 +9,21 @@ from pathlib import Path
 
 import nats.errors
 import pytest
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from contracts import STREAM_NAME
 from dvp_scheduler.natsserver import BinaryNatsServer
-from natsio import stream_config
-from projector import OrderedReader, ReaderClient, ReadProgress, connect_for_reading, read_to_end
-from projector.reader import StreamHandler
+from natsio import (
+    OrderedReader,
+    ReadProgress,
+    StreamHandler,
+    connect_for_reading,
+    read_to_end,
+    stream_config,
+)
+from natsio.reader import _DirectClient
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -51,7 +58,7 @@ async def consumers(js: JetStreamContext) -> int:
 
 
 async def test_reads_every_message_once_in_order_with_its_subject(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     # Enough messages that the server asks for flow control on the way.
     await publish_numbered(js, 20_000)
@@ -70,7 +77,7 @@ async def test_reads_every_message_once_in_order_with_its_subject(
 
 
 async def test_a_filter_a_start_sequence_and_a_start_time(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish_numbered(js, 10)
     middle = datetime.now(UTC)
@@ -95,7 +102,7 @@ async def test_a_filter_a_start_sequence_and_a_start_time(
 
 
 async def test_a_gap_in_delivery_opens_a_new_consumer_after_the_last_message(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish_numbered(js, 2_000)
     seen: Seen = []
@@ -123,7 +130,7 @@ async def test_a_gap_in_delivery_opens_a_new_consumer_after_the_last_message(
 
 
 async def test_a_lost_consumer_is_replaced_after_two_silent_heartbeats(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish_numbered(js, 5)
     seen, handle = recorder()
@@ -176,7 +183,7 @@ async def _stream_answers(js: JetStreamContext) -> bool:
 
 
 async def test_an_error_in_the_handler_ends_the_read_with_it(
-    reader: ReaderClient, js: JetStreamContext, stream: StreamInfo
+    reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
     await publish_numbered(js, 10)
     seen: list[int] = []
@@ -193,7 +200,7 @@ async def test_an_error_in_the_handler_ends_the_read_with_it(
 
 
 async def test_other_subscriptions_of_the_client_work_as_usual(
-    reader: ReaderClient, stream: StreamInfo
+    reader: Client, stream: StreamInfo
 ) -> None:
     sub = await reader.subscribe("plain.subject")
     await reader.publish("plain.subject", b"hello", headers={"X-Test": "yes"})
@@ -203,8 +210,9 @@ async def test_other_subscriptions_of_the_client_work_as_usual(
 
 
 async def test_a_direct_handler_that_raises_does_not_break_the_connection(
-    reader: ReaderClient, caplog: pytest.LogCaptureFixture
+    reader: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
+    assert isinstance(reader, _DirectClient)  # nats-py is as tested (tests/unit/natsio)
     got: list[bytes] = []
 
     def handler(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
