@@ -26,5 +26,9 @@ EXECUTOR_MAX_ACK_PENDING: Final = 10_000
 TICKER_RETRY_DURABLE: Final = "dvp-ticker-retries"
 """The durable pull consumer of ``RetryScheduled`` that every ticker shares."""
 
+TICKER_RETRY_ACK_WAIT_SECONDS: Final = 30.0
+"""A ``RetryScheduled`` held by a ticker that stopped without handing it back is delivered to
+another ticker after this long (a running ticker puts each one back with a delay)."""
+
 TICKER_RETRY_MAX_ACK_PENDING: Final = 100_000
 """Most retries waiting for their ``retry_at`` at once (each is held unacknowledged until then)."""

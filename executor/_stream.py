@@ -32,7 +32,7 @@ from natsio import executor_consumer_config, provision
 from natsio.errors import ProvisioningError
 from natsio.lookup import decode_stored, last_message, read_task_standing
 
-log = logging.getLogger("executor")
+log = logging.getLogger("dvp_scheduler.executor")
 
 _OUTCOME_TAGS = frozenset({"task.succeeded.v1", "task.retry_scheduled.v1", "task.failed.v1"})
 

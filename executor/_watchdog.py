@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 
-log = logging.getLogger("executor")
+log = logging.getLogger("dvp_scheduler.executor")
 
 
 def find_culprit(frame: FrameType | None, plugin_modules: Mapping[str, str]) -> str | None:

@@ -61,7 +61,7 @@ from natsio.provision import ensure_stream
 from natsio.publish import AckedPublisher, PublishAck
 from natsio.pull import PullFeed
 
-log = logging.getLogger("executor")
+log = logging.getLogger("dvp_scheduler.executor")
 
 _PUBLISH_BACKOFF_MAX_SECONDS: Final = 5.0
 _API_ERROR_ATTEMPTS: Final = 3

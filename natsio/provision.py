@@ -29,6 +29,7 @@ from contracts.stream import (
     EXECUTOR_DURABLE,
     EXECUTOR_MAX_ACK_PENDING,
     STREAM_NAME,
+    TICKER_RETRY_ACK_WAIT_SECONDS,
     TICKER_RETRY_DURABLE,
     TICKER_RETRY_MAX_ACK_PENDING,
 )
@@ -89,7 +90,7 @@ def ticker_retry_consumer_config(*, start_time: datetime) -> ConsumerConfig:
         deliver_policy=DeliverPolicy.BY_START_TIME,
         opt_start_time=start_time.astimezone(UTC),
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=EXECUTOR_ACK_WAIT_SECONDS,
+        ack_wait=TICKER_RETRY_ACK_WAIT_SECONDS,
         max_ack_pending=TICKER_RETRY_MAX_ACK_PENDING,
         max_deliver=-1,
     )

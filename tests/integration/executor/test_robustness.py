@@ -37,7 +37,7 @@ async def test_garbage_and_unknown_tasks_are_terminated_and_counted(
     start_executor: StartExecutor,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="executor")
+    caplog.set_level(logging.ERROR, logger="dvp_scheduler.executor")
     async with start_executor(plugins=[OutcomesPlugin()]) as executor:
         good = [await publish_due(js, "outcomes.count-items")]
         garbage = await js.publish("dvp.tasks.default.due.outcomes.count-items", b"\x00{not json")
@@ -63,7 +63,7 @@ async def test_garbage_and_unknown_tasks_are_terminated_and_counted(
         info = await consumer_settled(js)
         assert executor.stats.bad_input == 4
     assert info.num_redelivered == 0  # terminated, not redelivered
-    messages = [r.getMessage() for r in caplog.records if r.name == "executor"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "dvp_scheduler.executor"]
     assert any(
         "dvp.tasks.default.due.outcomes.count-items" in m and f"sequence {garbage.seq})" in m
         for m in messages
@@ -143,7 +143,7 @@ async def test_a_plugin_blocking_the_event_loop_is_named(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("DVP_TEST_SLOW_SECONDS", "0.8")
-    caplog.set_level(logging.WARNING, logger="executor")
+    caplog.set_level(logging.WARNING, logger="dvp_scheduler.executor")
     async with start_executor(plugins=[SlowPlugin()], blocked_loop_warning_seconds=0.3) as executor:
         await publish_due(js, "slow.blocking-export")
 
