@@ -79,6 +79,12 @@ async def test_reads_every_message_once_in_order_with_its_subject(
 async def test_a_filter_a_start_sequence_and_a_start_time(
     reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
+    await check_filter_start_sequence_and_start_time(reader, js)
+
+
+async def check_filter_start_sequence_and_start_time(reader: Client, js: JetStreamContext) -> None:
+    """Reads with a subject filter, a start sequence and a start time each get what they ask
+    for, and a filter that matches nothing ends at once (shared with the fallback's tests)."""
     await publish_numbered(js, 10)
     middle = datetime.now(UTC)
     await asyncio.sleep(0.05)

@@ -3,10 +3,8 @@ consumer: one warning, then the same messages, once each and in order."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 
 import pytest
 from nats.aio.client import Client
@@ -17,7 +15,13 @@ from dvp_scheduler.natsserver import NatsServer
 from natsio import OrderedReader, ReadProgress, connect_for_reading, read_to_end
 from natsio import reader as natsio_reader
 from natsio.reader import _DirectClient
-from tests.integration.natsio.test_reader import consumers, numbers, publish_numbered, recorder
+from tests.integration.natsio.test_reader import (
+    check_filter_start_sequence_and_start_time,
+    consumers,
+    numbers,
+    publish_numbered,
+    recorder,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -84,26 +88,7 @@ async def test_an_untested_nats_py_reads_every_message_once_in_order_with_one_wa
 async def test_an_untested_nats_py_keeps_the_filter_the_start_sequence_and_the_start_time(
     fallback_reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
-    await publish_numbered(js, 10)
-    middle = datetime.now(UTC)
-    await asyncio.sleep(0.05)
-    await publish_numbered(js, 10, first=10)
-
-    seen, handle = recorder()
-    await read_to_end(fallback_reader, handle, subject="dvp.tasks.alpha.>")
-    assert numbers(seen) == list(range(1, 20, 2))
-
-    seen, handle = recorder()
-    await read_to_end(fallback_reader, handle, start_sequence=15)
-    assert numbers(seen) == list(range(14, 20))
-
-    seen, handle = recorder()
-    await read_to_end(fallback_reader, handle, start_time=middle)
-    assert numbers(seen) == list(range(10, 20))
-
-    seen, handle = recorder()
-    assert await read_to_end(fallback_reader, handle, subject="dvp.tasks.nobody.>") == 0
-    assert seen == []
+    await check_filter_start_sequence_and_start_time(fallback_reader, js)
     assert await consumers(js) == 0
 
 
