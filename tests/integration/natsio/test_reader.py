@@ -191,6 +191,12 @@ async def _stream_answers(js: JetStreamContext) -> bool:
 async def test_an_error_in_the_handler_ends_the_read_with_it(
     reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
+    await check_a_handler_error_ends_the_read(reader, js)
+
+
+async def check_a_handler_error_ends_the_read(reader: Client, js: JetStreamContext) -> None:
+    """A handler that raises at the 4th message ends the read with its error, having handed
+    over 1 to 3, and leaves no consumer behind (shared with the fallback's tests)."""
     await publish_numbered(js, 10)
     seen: list[int] = []
 

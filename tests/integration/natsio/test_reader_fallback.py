@@ -16,6 +16,7 @@ from natsio import OrderedReader, ReadProgress, connect_for_reading, read_to_end
 from natsio import reader as natsio_reader
 from natsio.reader import _DirectClient
 from tests.integration.natsio.test_reader import (
+    check_a_handler_error_ends_the_read,
     check_filter_start_sequence_and_start_time,
     consumers,
     numbers,
@@ -111,18 +112,7 @@ async def test_an_untested_nats_py_follows_new_messages_until_stopped(
 async def test_an_untested_nats_py_ends_the_read_with_the_handlers_error(
     fallback_reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:
-    await publish_numbered(js, 10)
-    seen: list[int] = []
-
-    def handle(sequence: int, subject: bytes, data: bytes) -> None:
-        if sequence == 4:
-            raise ZeroDivisionError("a bug in the handler")
-        seen.append(sequence)
-
-    with pytest.raises(ZeroDivisionError, match="a bug in the handler"):
-        await read_to_end(fallback_reader, handle)
-    assert seen == [1, 2, 3]
-    assert await consumers(js) == 0
+    await check_a_handler_error_ends_the_read(fallback_reader, js)
 
 
 async def test_any_plain_client_reads_through_nats_py_ordered_consumer(
