@@ -20,3 +20,20 @@ def is_guard_refusal(error: BaseException) -> bool:
 
 class ProvisioningError(SchedulerError):
     """The stream or a consumer could not be created or read."""
+
+
+class ServiceError(SchedulerError):
+    """Root of the errors of a service's lifecycle (`natsio.service.NatsService`)."""
+
+
+class ServiceStartupError(ServiceError):
+    """A service cannot start: NATS is unreachable, or the stream cannot be read or made."""
+
+
+class ServiceNotRunningError(ServiceError, RuntimeError):
+    """A service was used outside its ``async with`` block."""
+
+
+class ServiceFailedError(ServiceError):
+    """A service's background loop failed, which stopped the service; the loop's error is the
+    ``__cause__``."""

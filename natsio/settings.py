@@ -21,3 +21,6 @@ class ServiceSettings(BaseSettings):
     connection: NatsConnection = Field(
         default_factory=NatsConnection, description="the NATS server and credentials"
     )
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="on shutdown, how long running work may take to finish"
+    )

@@ -1,0 +1,237 @@
+"""The lifecycle every service shares: connect, start its parts under one task group, stop.
+
+A service (ticker, executor, projector) subclasses `NatsService` and writes only what is its
+own: `_start` (provision, build its parts, start their loops), optionally `_close` (release its
+parts) and the callbacks. The base gives all three the same behaviour:
+
+* ``async with Service(settings) as s`` connects and starts; a failure during start-up closes
+  what was opened and raises;
+* `stop` asks it to stop (safe from a signal handler); `wait_stopped` returns once `stop` was
+  called or a background loop failed;
+* leaving the block cancels the loops, gives the short jobs (a fire, an attempt) up to
+  ``settings.grace_seconds`` to finish, cancels the late ones, closes the parts and the
+  connection; then, if a loop failed, raises `ServiceFailedError` with that loop's error, as a
+  worker of a task queue does rather than limping on without the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from contextlib import suppress
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from nats.aio.client import Client
+
+from natsio.errors import ServiceFailedError, ServiceNotRunningError, ServiceStartupError
+from natsio.settings import ServiceSettings
+
+
+class NatsService:
+    """Base of the services; see the module docstring."""
+
+    service_name: ClassVar[str] = "service"
+    """Names the logger (``dvp_scheduler.<service_name>``) and the NATS client."""
+    job_noun: ClassVar[str] = "job"
+    """What the service's short jobs are, for its logs ("attempt", "publish")."""
+    late_job_note: ClassVar[str] = ""
+    """Said when jobs are cancelled at the end of the grace period (what becomes of them)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._service_settings = settings
+        self.log = logging.getLogger(f"dvp_scheduler.{self.service_name}")
+        self._stop_requested = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._loops: dict[asyncio.Task[None], bool] = {}
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._client: Client | None = None
+        self._closing = False
+
+    # -- what a subclass writes ----------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Provision, build the parts and start their loops (the connection is open)."""
+
+    async def _close(self) -> None:
+        """Release the parts (the loops and jobs have ended; the connection is still open)."""
+
+    def _client_class(self) -> type[Client]:
+        return Client
+
+    def _client_name(self) -> str:
+        return f"dvp-{self.service_name}"
+
+    def _stop_requested_hook(self) -> None:
+        """Called by `stop`, e.g. to wake a loop that waits for something else."""
+
+    async def _reconnected(self) -> None:
+        """Called after the connection came back."""
+
+    # -- the shared surface -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._client = await self._connect()
+            await self._start()
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+        await self._shutdown()
+        failure = self._failure
+        if failure is not None and exc is None:
+            raise ServiceFailedError(
+                f"the {self.service_name} stopped because {failure!r} ended one of its loops"
+            ) from failure
+
+    def stop(self) -> None:
+        """Ask the service to stop; leaving the ``async with`` block waits for it."""
+        self._stop_requested.set()
+        self._stop_requested_hook()
+
+    async def wait_stopped(self) -> None:
+        """Return once `stop` was called or a background loop failed (leaving the ``async
+        with`` block then raises that loop's error)."""
+        await self._stop_requested.wait()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called (or a loop failed)."""
+        return self._stop_requested.is_set()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that ended a background loop, if one did."""
+        return self._failure
+
+    @property
+    def nc(self) -> Client:
+        """The open connection; raises `ServiceNotRunningError` outside ``async with``."""
+        if self._client is None:
+            raise ServiceNotRunningError(
+                f"the {self.service_name} is not running: use it with 'async with'"
+            )
+        return self._client
+
+    def start_loop(
+        self, coroutine: Coroutine[Any, Any, None], name: str, *, outlives_stop: bool = False
+    ) -> None:
+        """Run a loop for the service's whole life; if it raises, the service stops with its
+        error. ``outlives_stop``: keep it while the jobs finish (e.g. heartbeats of running
+        attempts); other loops are cancelled as soon as the service is leaving."""
+        task = asyncio.create_task(coroutine, name=f"{self.service_name}-{name}")
+        self._loops[task] = outlives_stop
+        task.add_done_callback(self._loop_ended)
+
+    def spawn(
+        self, coroutine: Coroutine[Any, Any, Any], name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run a short job (one fire, one attempt); leaving waits for it within the grace."""
+        job = asyncio.create_task(coroutine, name=name)
+        self._jobs.add(job)
+        job.add_done_callback(self._job_ended)
+        return job
+
+    async def sleep_unless_stopping(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the service is asked to stop."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _connect(self) -> Client:
+        connection = self._service_settings.connection
+        client = self._client_class()()
+        try:
+            await client.connect(
+                **{"name": self._client_name(), **connection.connect_kwargs()},
+                max_reconnect_attempts=-1,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except Exception as error:
+            with suppress(Exception):
+                await client.close()
+            raise ServiceStartupError(
+                f"the {self.service_name} cannot connect to NATS at {connection.url} "
+                f"({type(error).__name__}: {error}); start it with 'dvp-scheduler up', or check "
+                "the URL and the credentials"
+            ) from error
+        return client
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        self._loops.pop(task, None)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            return
+        self.log.error("%s failed; stopping", task.get_name(), exc_info=error)
+        if self._failure is None:
+            self._failure = error
+        self.stop()
+
+    def _job_ended(self, job: asyncio.Task[Any]) -> None:
+        self._jobs.discard(job)
+        if not job.cancelled() and (error := job.exception()) is not None:
+            self.log.error("a job ended with an unexpected error", exc_info=error)
+
+    async def _shutdown(self) -> None:
+        await self._cancel([task for task, outlives in self._loops.items() if not outlives])
+        await self._finish_jobs()
+        await self._cancel(list(self._loops))
+        try:
+            await self._close()
+        finally:
+            if self._client is not None:
+                self._closing = True
+                with suppress(Exception):
+                    await self._client.close()
+                self._client = None
+            self._stop_requested.set()
+
+    async def _finish_jobs(self) -> None:
+        jobs = set(self._jobs)
+        if not jobs:
+            return
+        grace = self._service_settings.grace_seconds
+        noun = self.job_noun
+        self.log.info("waiting up to %gs for %d %s(s) in flight", grace, len(jobs), noun)
+        _, late = await asyncio.wait(jobs, timeout=grace) if grace > 0 else (set(), jobs)
+        if late:
+            self.log.warning(
+                "cancelling %d %s(s) still running after the %gs grace period%s",
+                len(late),
+                noun,
+                grace,
+                f"; {self.late_job_note}" if self.late_job_note else "",
+            )
+            await self._cancel(list(late))
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_error(self, error: Exception) -> None:
+        self.log.warning("NATS: %s: %s", type(error).__name__, error)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closing:
+            self.log.warning("NATS: disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self.log.info("NATS: reconnected")
+        await self._reconnected()
