@@ -19,3 +19,7 @@ class MetricsError(SchedulerError, OSError):
 
 class StreamMissingError(SchedulerError, LookupError):
     """The stream does not exist (yet) where a command looked for it."""
+
+
+class SettingsError(SchedulerError, ValueError):
+    """A flag or environment variable has a value the service's settings refuse."""

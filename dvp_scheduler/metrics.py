@@ -1,7 +1,8 @@
 """The metrics endpoint: a service's counters in the Prometheus text format, over HTTP.
 
-The services only count (`ticker.TickerStats`, `executor.ExecutorStats`, the projector's state);
-this module reads those counts when Prometheus scrapes, so serving metrics costs the services
+The services only count: each has a ``stats`` of one shape (a dataclass of plain numbers:
+`ticker.TickerStats`, `executor.ExecutorStats`, `projector.ProjectorStats`); this module reads
+those when Prometheus scrapes, so serving metrics costs the services
 nothing between scrapes. The endpoint also carries the usual process metrics (memory, CPU, open
 files, garbage collections).
 """
@@ -24,6 +25,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dvp_scheduler.errors import MetricsError
 
@@ -33,6 +36,24 @@ if TYPE_CHECKING:  # each command imports only the service it runs
     from ticker import Ticker
 
 DEFAULT_METRICS_HOST: Final = "127.0.0.1"
+
+
+class MetricsSettings(BaseSettings):
+    """Where a service serves its metrics (``DVP_METRICS_*``; the flags derive from it)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="DVP_METRICS_")
+
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    host: str = Field(
+        default=DEFAULT_METRICS_HOST,
+        description="address the metrics endpoint listens on (0.0.0.0 in a container)",
+    )
+
 
 MetricsReader = Callable[[], Iterable[Metric]]
 """Reads a service's metrics at the moment of a scrape."""
@@ -115,7 +136,7 @@ def _counters(
 def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
     """The ticker's metrics (prefix ``dvp_ticker_``)."""
     stats = ticker.stats
-    yield _gauge("dvp_ticker_tasks", "Tasks this ticker knows of.", ticker.task_count)
+    yield _gauge("dvp_ticker_tasks", "Tasks this ticker knows of.", stats.tasks)
     yield _counters(
         "dvp_ticker_events_published",
         "Events this ticker wrote to the stream, by type.",
@@ -163,7 +184,7 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
 def executor_metrics(executor: Executor) -> Iterator[Metric]:
     """The executor's metrics (prefix ``dvp_executor_``)."""
     stats = executor.stats
-    yield _gauge("dvp_executor_attempts_running", "Attempts running now.", executor.in_flight)
+    yield _gauge("dvp_executor_attempts_running", "Attempts running now.", stats.running)
     yield _counter("dvp_executor_attempts_started", "Attempts started.", stats.started)
     yield _counters(
         "dvp_executor_attempts_ended",
@@ -205,22 +226,21 @@ def executor_metrics(executor: Executor) -> Iterator[Metric]:
 
 def projector_metrics(projector: Projector) -> Iterator[Metric]:
     """The projector's metrics (prefix ``dvp_projector_``)."""
-    state = projector.state
-    unknown = state.unknown_events.copy()  # a copy is atomic; iterating the live dict is not
+    stats = projector.stats
     yield _gauge(
-        "dvp_projector_sequence", "The last stream sequence folded into the state.", state.sequence
+        "dvp_projector_sequence", "The last stream sequence folded into the state.", stats.sequence
     )
-    yield _gauge("dvp_projector_tasks", "Tasks in the read model.", len(state.tasks))
+    yield _gauge("dvp_projector_tasks", "Tasks in the read model.", stats.tasks)
     yield _counter(
-        "dvp_projector_events_applied", "Events folded into the state.", state.events_applied
+        "dvp_projector_events_applied", "Events folded into the state.", stats.events_applied
     )
     yield _counters(
         "dvp_projector_messages_skipped",
         "Messages left out of the state, by reason.",
         "reason",
         {
-            "unknown_event_type": sum(unknown.values()),
-            "not_an_event": state.invalid_messages,
-            "fold_error": projector.failed_messages,
+            "unknown_event_type": stats.unknown_events,
+            "not_an_event": stats.invalid_messages,
+            "fold_error": stats.failed_messages,
         },
     )

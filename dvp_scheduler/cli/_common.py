@@ -19,9 +19,10 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dvp_scheduler.cli._settings import add_setting, environment_variable
 from dvp_scheduler.errors import NatsUnreachableError
-from dvp_scheduler.metrics import DEFAULT_METRICS_HOST, MetricsEndpoint, MetricsReader
-from natsio import NatsConnection
+from dvp_scheduler.metrics import MetricsEndpoint, MetricsReader, MetricsSettings
+from natsio import DEFAULT_NATS_URL, NatsConnection
 
 _CONNECT_SECONDS = 10.0
 
@@ -31,7 +32,7 @@ class ConnectionEnvironment(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DVP_NATS_", extra="ignore")
 
-    url: str = "nats://127.0.0.1:4222"
+    url: str = DEFAULT_NATS_URL
     user: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
@@ -48,7 +49,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--nats-url",
         metavar="URL",
-        help="server URL(s), comma-separated (DVP_NATS_URL; default nats://127.0.0.1:4222)",
+        help=f"server URL(s), comma-separated (DVP_NATS_URL; default {DEFAULT_NATS_URL})",
     )
     group.add_argument("--nats-user", metavar="USER")
     group.add_argument("--nats-password", metavar="PASSWORD")
@@ -60,7 +61,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nats-tls-key-file", metavar="FILE", type=Path)
 
 
-METRICS_ENVIRONMENT = ("DVP_METRICS_PORT", "DVP_METRICS_HOST")
+METRICS_ENVIRONMENT = tuple(
+    environment_variable(MetricsSettings, field) for field in MetricsSettings.model_fields
+)
 """Environment variables giving the defaults of ``--metrics-port`` and ``--metrics-host``."""
 
 
@@ -76,22 +79,20 @@ def port_number(text: str) -> int:
 
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--metrics-port`` and ``--metrics-host`` (defaults from `METRICS_ENVIRONMENT`)."""
-    group = parser.add_argument_group("metrics (environment: DVP_METRICS_PORT, DVP_METRICS_HOST)")
-    group.add_argument(
+    """Add ``--metrics-port`` and ``--metrics-host``, derived from `MetricsSettings`."""
+    group = parser.add_argument_group("metrics")
+    add_setting(
+        group,
+        MetricsSettings,
+        "port",
         "--metrics-port",
-        type=port_number,
         metavar="PORT",
-        # A string default goes through ``type`` too: a bad DVP_METRICS_PORT is a usage error.
-        default=os.environ.get("DVP_METRICS_PORT") or None,
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: none served)",
+        convert=port_number,
+        shown_default="none: not served",
+        dest="metrics_port",
     )
-    group.add_argument(
-        "--metrics-host",
-        metavar="HOST",
-        default=os.environ.get("DVP_METRICS_HOST", DEFAULT_METRICS_HOST),
-        help=f"address the metrics endpoint listens on (default {DEFAULT_METRICS_HOST}; "
-        "0.0.0.0 in a container)",
+    add_setting(
+        group, MetricsSettings, "host", "--metrics-host", metavar="HOST", dest="metrics_host"
     )
 
 
@@ -103,28 +104,33 @@ def metrics_endpoint(args: argparse.Namespace, read: MetricsReader) -> MetricsEn
 
 
 def add_plugin_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--plugin``, ``--no-entry-points`` and ``--tenant``."""
+    """Add ``--plugin``, ``--no-entry-points`` and ``--tenant`` (the executor's settings
+    ``plugins``, ``use_entry_points`` and ``tenants``; unset, they come from the environment)."""
     parser.add_argument(
         "--plugin",
         dest="plugins",
         action="append",
-        default=[],
+        default=None,
         metavar="MODULE:ATTR",
         help="a plugin class or instance to load (repeatable); MODULE is imported from the "
         "current directory or the installed packages",
     )
     parser.add_argument(
         "--no-entry-points",
-        action="store_true",
-        help="load only --plugin plugins, not the installed 'dvp_cms.plugins' entry points",
+        dest="use_entry_points",
+        action="store_false",
+        default=None,
+        help="load only --plugin plugins, not the installed 'dvp_cms.plugins' entry points "
+        "(DVP_EXECUTOR_USE_ENTRY_POINTS=false)",
     )
     parser.add_argument(
         "--tenant",
         dest="tenants",
         action="append",
-        default=[],
+        default=None,
         metavar="ID",
-        help="a tenant to run tasks for (repeatable; default: default)",
+        help="a tenant to run tasks for (repeatable; default: default; "
+        'DVP_EXECUTOR_TENANTS=\'["a","b"]\')',
     )
 
 

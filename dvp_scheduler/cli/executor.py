@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import Final
 
-from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     add_metrics_arguments,
@@ -16,8 +16,20 @@ from dvp_scheduler.cli._common import (
     metrics_endpoint,
     serve,
 )
+from dvp_scheduler.cli._settings import add_setting, settings_from_arguments
 from dvp_scheduler.metrics import executor_metrics
 from executor import Executor, ExecutorSettings
+
+_FLAGS: Final = {
+    "concurrency": "--concurrency",
+    "ack_wait_seconds": "--ack-wait",
+    "grace_seconds": "--grace",
+    "worker": "--worker",
+    "plugins": "--plugin",
+    "use_entry_points": "--no-entry-points",
+    "tenants": "--tenant",
+}
+"""The settings the command line sets, by field, with their flags."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,44 +42,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_connection_arguments(parser)
     add_plugin_arguments(parser)
-    parser.add_argument(
-        "--concurrency", type=int, default=32, metavar="N", help="attempts in flight (32)"
+    add_setting(parser, ExecutorSettings, "concurrency", "--concurrency", metavar="N")
+    add_setting(parser, ExecutorSettings, "ack_wait_seconds", "--ack-wait", metavar="SECONDS")
+    add_setting(parser, ExecutorSettings, "grace_seconds", "--grace", metavar="SECONDS")
+    add_setting(
+        parser, ExecutorSettings, "worker", "--worker", metavar="NAME", shown_default="host:pid"
     )
-    parser.add_argument(
-        "--ack-wait",
-        type=float,
-        default=EXECUTOR_ACK_WAIT_SECONDS,
-        metavar="SECONDS",
-        help=f"ack wait of the shared consumer if this executor creates it "
-        f"({EXECUTOR_ACK_WAIT_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="on shutdown, how long in-flight attempts may finish (30)",
-    )
-    parser.add_argument("--worker", metavar="NAME", help="worker name in events (host:pid)")
     add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     importable_from_current_directory()
-    options: dict[str, object] = {
-        "connection": connection_from_arguments(args, name="dvp-executor"),
-        "plugins": tuple(args.plugins),
-        "use_entry_points": not args.no_entry_points,
-        "concurrency": args.concurrency,
-        "ack_wait_seconds": args.ack_wait,
-        "grace_seconds": args.grace,
-    }
-    if args.tenants:
-        options["tenants"] = tuple(args.tenants)
-    if args.worker:
-        options["worker"] = args.worker
-    settings = ExecutorSettings.model_validate(options)
+    if args.plugins is not None:
+        args.plugins = tuple(args.plugins)
+    if args.tenants is not None:
+        args.tenants = tuple(args.tenants)
+    settings = settings_from_arguments(
+        ExecutorSettings,
+        args,
+        _FLAGS,
+        connection=connection_from_arguments(args, name="dvp-executor"),
+    )
     asyncio.run(_serve(settings, args))
     return 0
 

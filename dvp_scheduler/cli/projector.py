@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
+from typing import Final
 
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
@@ -13,8 +13,18 @@ from dvp_scheduler.cli._common import (
     metrics_endpoint,
     serve,
 )
+from dvp_scheduler.cli._settings import add_setting, settings_from_arguments
 from dvp_scheduler.metrics import projector_metrics
-from projector import DEFAULT_HISTORY_LIMIT, Projector, ProjectorSettings
+from projector import Projector, ProjectorSettings
+
+_FLAGS: Final = {
+    "checkpoint_file": "--checkpoint-file",
+    "checkpoint_interval": "--checkpoint-interval",
+    "history_limit": "--history-limit",
+    "mirror": "--no-mirror",
+    "grace_seconds": "--grace",
+}
+"""The settings the command line sets, by field, with their flags."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,41 +36,31 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "dvp-projector) and mirror each task's state into the dvp-task-state KV bucket.",
     )
     add_connection_arguments(parser)
-    parser.add_argument(
+    add_setting(
+        parser,
+        ProjectorSettings,
+        "checkpoint_file",
         "--checkpoint-file",
-        type=Path,
         metavar="FILE",
-        help="keep the checkpoint in this file (default: the JetStream object store "
-        "bucket dvp-projector, so any projector can resume it)",
+        shown_default="the JetStream object store bucket dvp-projector, which any projector "
+        "can resume",
     )
-    parser.add_argument(
-        "--checkpoint-interval",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="seconds between checkpoints (default 10)",
+    add_setting(
+        parser, ProjectorSettings, "checkpoint_interval", "--checkpoint-interval", metavar="SECONDS"
     )
-    parser.add_argument(
-        "--history-limit",
-        type=int,
-        default=DEFAULT_HISTORY_LIMIT,
-        metavar="N",
-        help=f"executions kept per task (default {DEFAULT_HISTORY_LIMIT})",
-    )
-    parser.add_argument(
-        "--no-mirror", action="store_true", help="do not write task state to the KV bucket"
-    )
+    add_setting(parser, ProjectorSettings, "history_limit", "--history-limit", metavar="N")
+    add_setting(parser, ProjectorSettings, "mirror", "--no-mirror")
+    add_setting(parser, ProjectorSettings, "grace_seconds", "--grace", metavar="SECONDS")
     add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = ProjectorSettings(
+    settings = settings_from_arguments(
+        ProjectorSettings,
+        args,
+        _FLAGS,
         connection=connection_from_arguments(args, name="dvp-projector"),
-        checkpoint_file=args.checkpoint_file,
-        checkpoint_interval=args.checkpoint_interval,
-        history_limit=args.history_limit,
-        mirror=not args.no_mirror,
     )
     projector = Projector(settings)
     metrics = metrics_endpoint(args, lambda: projector_metrics(projector))

@@ -13,6 +13,7 @@ from dvp_scheduler.cli._common import (
     metrics_endpoint,
     serve,
 )
+from dvp_scheduler.cli._settings import add_setting, settings_from_arguments
 from dvp_scheduler.metrics import ticker_metrics
 from ticker import Ticker, TickerSettings
 
@@ -26,6 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "Tickers run active-active: start as many as you like.",
     )
     add_connection_arguments(parser)
+    add_setting(parser, TickerSettings, "grace_seconds", "--grace", metavar="SECONDS")
     add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 
@@ -34,7 +36,11 @@ def _run(args: argparse.Namespace) -> int:
     connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
     # Start-up builds state for every task; freezing it keeps the garbage collector from
     # rescanning 100,000 long-lived objects in the middle of a burst of fires.
-    ticker = Ticker(TickerSettings(connection=connection))
+    ticker = Ticker(
+        settings_from_arguments(
+            TickerSettings, args, {"grace_seconds": "--grace"}, connection=connection
+        )
+    )
     metrics = metrics_endpoint(args, lambda: ticker_metrics(ticker))
     asyncio.run(serve(ticker, on_ready=gc.freeze, metrics=metrics))
     return 0

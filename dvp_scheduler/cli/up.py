@@ -121,11 +121,11 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
         environment = _service_environment(connection)
         common = [sys.executable, "-m", "dvp_scheduler", "--log-level", args.service_log_level]
         executor = [*common, "executor"]
-        for plugin in args.plugins:
+        for plugin in args.plugins or ():
             executor += ["--plugin", plugin]
-        if args.no_entry_points:
+        if args.use_entry_points is False:
             executor.append("--no-entry-points")
-        for tenant in args.tenants:
+        for tenant in args.tenants or ():
             executor += ["--tenant", tenant]
         projector = [*common, "projector", "--checkpoint-file", str(data_dir / "projector.ckpt")]
         for number, (name, command) in enumerate(

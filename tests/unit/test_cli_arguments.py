@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dvp_scheduler.cli import build_parser
+from dvp_scheduler.cli import executor as executor_cli
+from dvp_scheduler.cli import projector as projector_cli
+from dvp_scheduler.cli._settings import settings_from_arguments
+from dvp_scheduler.errors import SettingsError
+from executor import ExecutorSettings
+from projector import ProjectorSettings
 
 
 def test_metrics_are_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,3 +57,73 @@ def test_a_bad_port_in_the_environment_troubles_only_the_commands_that_serve(
     with pytest.raises(SystemExit):
         parser.parse_args(["projector"])
     assert "not a port number: 'abc'" in capsys.readouterr().err
+
+
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("DVP_"):
+            monkeypatch.delenv(variable)
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "flags"),
+    [
+        (["executor"], ExecutorSettings, executor_cli._FLAGS),
+        (["projector"], ProjectorSettings, projector_cli._FLAGS),
+    ],
+)
+def test_the_flags_defaults_are_the_settings_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    model: type[ExecutorSettings | ProjectorSettings],
+    flags: dict[str, str],
+) -> None:
+    _clean_environment(monkeypatch)
+    args = build_parser().parse_args(command)
+    built = settings_from_arguments(model, args, flags)
+    reference = model()
+    for field in flags:
+        if field != "worker":  # host:pid, made per instance
+            assert getattr(built, field) == getattr(reference, field), field
+
+
+def test_a_flag_left_out_comes_from_the_services_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _clean_environment(monkeypatch)
+    monkeypatch.setenv("DVP_EXECUTOR_CONCURRENCY", "7")
+    monkeypatch.setenv("DVP_EXECUTOR_USE_ENTRY_POINTS", "false")
+    monkeypatch.setenv("DVP_EXECUTOR_TENANTS", '["acme", "globex"]')
+    parser = build_parser()
+    settings = settings_from_arguments(
+        ExecutorSettings, parser.parse_args(["executor"]), executor_cli._FLAGS
+    )
+    assert (settings.concurrency, settings.use_entry_points) == (7, False)
+    assert settings.tenants == ("acme", "globex")
+    flagged = settings_from_arguments(
+        ExecutorSettings,
+        parser.parse_args(["executor", "--concurrency", "9", "--tenant", "t1"]),
+        executor_cli._FLAGS,
+    )
+    assert (flagged.concurrency, flagged.tenants) == (9, ("t1",))
+
+
+def test_a_value_the_settings_refuse_names_the_flag_and_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _clean_environment(monkeypatch)
+    args = build_parser().parse_args(["executor", "--concurrency", "0"])
+    with pytest.raises(SettingsError, match=r"--concurrency 0: Input should be greater than"):
+        settings_from_arguments(ExecutorSettings, args, executor_cli._FLAGS)
+    monkeypatch.setenv("DVP_PROJECTOR_MIRROR", "maybe")
+    args = build_parser().parse_args(["projector"])
+    with pytest.raises(SettingsError, match="DVP_PROJECTOR_MIRROR 'maybe'"):
+        settings_from_arguments(ProjectorSettings, args, projector_cli._FLAGS)
+
+
+def test_the_help_names_each_default_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["executor", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default 32; DVP_EXECUTOR_CONCURRENCY)" in shown
+    assert "(default 30; DVP_EXECUTOR_GRACE_SECONDS)" in shown
