@@ -13,12 +13,6 @@ EXPECTED_LAST_SUBJECT_SEQUENCE: Final = "Nats-Expected-Last-Subject-Sequence"
 EVENT_TYPE: Final = "Dvp-Event-Type"
 """The event's versioned tag (``task.due.v1``), so routers can filter without decoding."""
 
-SCHEDULE: Final = "Nats-Schedule"
-"""JetStream message schedule (``@at <RFC 3339>``), on streams with ``allow_msg_schedules``."""
-
-SCHEDULE_TARGET: Final = "Nats-Schedule-Target"
-"""The subject a JetStream message schedule publishes into."""
-
 EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: Final = "Nats-Expected-Last-Subject-Sequence-Subject"
 """The subject (wildcards allowed) whose last sequence ``EXPECTED_LAST_SUBJECT_SEQUENCE`` checks,
 instead of the published subject: the ticker checks all of one task's subjects at once."""

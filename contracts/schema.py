@@ -133,6 +133,5 @@ def asyncapi_document() -> dict[str, Any]:
             "retention": "limits",
             "duplicate_window_seconds": DUPLICATE_WINDOW_SECONDS,
             "allow_direct": True,
-            "allow_msg_schedules": True,
         },
     }

@@ -43,8 +43,8 @@ def stream_config(*, replicas: int = 1, max_age_seconds: float = 0.0) -> StreamC
     """The stream's settings. ``replicas`` is 3 on a cluster; ``max_age_seconds`` 0 keeps all.
 
     File storage, limits retention (events are facts: consumers never remove them) and direct
-    get for the ticker's last-fire look-ups. Message schedules are allowed on the stream but not
-    used: a retry waits in the tickers' consumer (`ticker_retry_consumer_config`).
+    get for look-ups of a task's last event. A retry waits in the tickers' consumer
+    (`ticker_retry_consumer_config`), not in a message schedule.
     """
     return StreamConfig(
         name=STREAM_NAME,
@@ -57,7 +57,6 @@ def stream_config(*, replicas: int = 1, max_age_seconds: float = 0.0) -> StreamC
         max_age=max_age_seconds,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         allow_direct=True,
-        allow_msg_schedules=True,
     )
 
 
