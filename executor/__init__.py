@@ -1,6 +1,7 @@
 """The executor: loads plugins, publishes their task definitions, and runs ``TaskDue``
 attempts from the shared durable consumer with timeouts, heartbeats and retry decisions."""
 
+from executor._stats import ExecutorStats
 from executor.errors import (
     BadInputError,
     ExecutorError,
@@ -13,8 +14,8 @@ from executor.outcomes import (
     outcome_event,
     started_event,
 )
-from executor.registrations import KnownTask, PlannedPublish, plan_registrations, plan_task
-from executor.service import Executor, ExecutorStats
+from executor.registrations import KnownTask, PlannedPublish, plan_registrations
+from executor.service import Executor
 from executor.settings import ExecutorSettings
 
 __all__ = [
@@ -31,6 +32,5 @@ __all__ = [
     "is_outcome_of",
     "outcome_event",
     "plan_registrations",
-    "plan_task",
     "started_event",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts.errors import SchedulerError
+from natsio.errors import ServiceStartupError
 
 
 class ExecutorError(SchedulerError):
@@ -26,5 +27,5 @@ class UnownedTaskError(BadInputError, LookupError):
     """A ``TaskDue`` for a task (or tenant) that no loaded plugin owns."""
 
 
-class ExecutorSetupError(ExecutorError):
+class ExecutorSetupError(ExecutorError, ServiceStartupError):
     """The executor cannot start: the stream or its consumer is missing or unusable."""

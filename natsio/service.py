@@ -202,13 +202,17 @@ class NatsService:
             self._stop_requested.set()
 
     async def _finish_jobs(self) -> None:
-        jobs = set(self._jobs)
-        if not jobs:
+        if not self._jobs:
             return
         grace = self._service_settings.grace_seconds
         noun = self.job_noun
-        self.log.info("waiting up to %gs for %d %s(s) in flight", grace, len(jobs), noun)
-        _, late = await asyncio.wait(jobs, timeout=grace) if grace > 0 else (set(), jobs)
+        self.log.info("waiting up to %gs for %d %s(s) in flight", grace, len(self._jobs), noun)
+        deadline = asyncio.get_running_loop().time() + grace
+        # A job may start another as it ends (a refused publish is tried alone): wait for
+        # those too, within the same grace.
+        while self._jobs and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(set(self._jobs), timeout=left)
+        late = set(self._jobs)
         if late:
             self.log.warning(
                 "cancelling %d %s(s) still running after the %gs grace period%s",

@@ -4,9 +4,9 @@ over NATS, mirrors task state into a key-value bucket, and replays the stream as
 The fold (`apply`, `ingest`) is pure; the service (`Projector`) and `replay` do the I/O.
 """
 
+from projector._stats import ProjectorStats
 from projector.errors import (
     AmbiguousTaskError,
-    CheckpointError,
     ProjectorError,
     QueryError,
     UnknownTaskError,
@@ -20,7 +20,6 @@ from projector.state import (
     ExecutionState,
     ProjectionState,
     TaskState,
-    task_key,
 )
 from projector.views import (
     AttemptView,
@@ -37,13 +36,13 @@ __all__ = [
     "AmbiguousTaskError",
     "AttemptState",
     "AttemptView",
-    "CheckpointError",
     "ExecutionState",
     "ExecutionView",
     "ProjectionState",
     "Projector",
     "ProjectorError",
     "ProjectorSettings",
+    "ProjectorStats",
     "QueryError",
     "TaskState",
     "TaskView",
@@ -54,6 +53,5 @@ __all__ = [
     "ingest",
     "list_tasks",
     "replay",
-    "task_key",
     "task_view",
 ]

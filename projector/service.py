@@ -3,9 +3,13 @@
 ``async with Projector(settings) as projector: await projector.wait_stopped()``. On entry it
 loads the checkpoint (if it belongs to this stream and this fold's format), catches up and
 follows the stream with an `OrderedReader` that folds each message, and starts the query
-service. A housekeeping task writes changed tasks to the key-value bucket every
+service. A housekeeping loop writes changed tasks to the key-value bucket every
 ``mirror_interval`` and a checkpoint every ``checkpoint_interval``; both happen once more on
-the way out.
+the way out, within ``grace_seconds``. Housekeeping errors are logged and tried again the next
+round, never fatal.
+
+The lifecycle (connection, loops, closing) is `natsio.service.NatsService`'s; the projector
+connects with `natsio.reader.reader_client_class`, so its reader takes the fast path.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ import contextlib
 import logging
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import ClassVar, Final
 
 import msgspec
 import nats
@@ -41,8 +44,10 @@ from contracts.queries import (
 )
 from contracts.stream import STREAM_NAME
 from natsio.provision import ensure_stream
-from natsio.reader import OrderedReader, connect_for_reading
+from natsio.reader import OrderedReader, reader_client_class
+from natsio.service import NatsService
 from natsio.settings import ServiceSettings
+from projector._stats import ProjectorStats
 from projector.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -87,28 +92,27 @@ class ProjectorSettings(ServiceSettings):
     mirror: bool = Field(
         default=True, description="mirror each task's state into the dvp-task-state KV bucket"
     )
-    graceful_timeout: float = Field(
-        default=10.0, ge=0, description="seconds the last mirror and checkpoint may take"
-    )
 
 
-class Projector:
+class Projector(NatsService):
     """The projector service (see the module docstring)."""
 
+    service_name: ClassVar[str] = "projector"
+
     def __init__(self, settings: ProjectorSettings) -> None:
+        super().__init__(settings)
         self._settings = settings
         self._state = ProjectionState(history_limit=settings.history_limit)
-        self._stopping = asyncio.Event()
-        self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
         self._checkpoints: CheckpointStore | None = None
         self._stream_created: datetime | None = None
         self._checkpointed = 0
+        self._next_checkpoint = 0.0
         self._dirty: set[str] = set()
         self._kv: KeyValue | None = None
         self._service: Service | None = None
         self._reader: OrderedReader | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._housekeeping_started = False
+        self._round: asyncio.Task[None] | None = None
         self.failed_messages = 0
         """Messages whose folding raised (a bug): logged and skipped."""
         self.resumed_from: int | None = None
@@ -124,39 +128,26 @@ class Projector:
         """The last stream sequence folded in."""
         return self._state.sequence
 
-    async def __aenter__(self) -> Self:
-        try:
-            await self._start()
-        except BaseException:
-            await self._close()
-            raise
-        return self
+    @property
+    def stats(self) -> ProjectorStats:
+        """A fresh snapshot of what this projector counted; all a metrics reader needs."""
+        state = self._state
+        return ProjectorStats(
+            sequence=state.sequence,
+            tasks=len(state.tasks),
+            events_applied=state.events_applied,
+            unknown_events=sum(state.unknown_events.values()),
+            invalid_messages=state.invalid_messages,
+            failed_messages=self.failed_messages,
+        )
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        try:
-            if self._housekeeping is not None:
-                await self._housekeeping
-        finally:
-            await self._close()
-
-    def stop(self) -> None:
-        """Ask the projector to stop; the context exit writes a last checkpoint and waits."""
-        self._stopping.set()
-
-    async def wait_stopped(self) -> None:
-        """Return once `stop` was called."""
-        await self._stopping.wait()
+    def _client_class(self) -> type[Client]:
+        return reader_client_class()
 
     async def _start(self) -> None:
         settings = self._settings
-        nc = self._nc = await connect_for_reading(**settings.connection.connect_kwargs())
-        js = self._js = nc.jetstream()
+        nc = self.nc
+        js = nc.jetstream()
         info = await ensure_stream(js)
         self._stream_created = info.created
         self._checkpoints = (
@@ -181,7 +172,8 @@ class Projector:
         await service.add_endpoint(name="tasks", subject=TASKS_QUERY, handler=handlers.tasks)
         await service.add_endpoint(name="history", subject=HISTORY_QUERY, handler=handlers.history)
         await service.add_endpoint(name="status", subject=STATUS_QUERY, handler=handlers.status)
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="projector-housekeeping")
+        self._housekeeping_started = True
+        self.start_loop(self._housekeep(), "housekeeping")
         log.info(
             "projector following %s from sequence %d (stream at %d)",
             STREAM_NAME,
@@ -238,25 +230,31 @@ class Projector:
             self._dirty.add(f"{event.tenant_id}.{event.task_id}")
 
     async def _housekeep(self) -> None:
-        settings = self._settings
+        """Every ``mirror_interval``, a round of housekeeping, until the projector stops (then
+        `_close` writes the last one)."""
         loop = asyncio.get_running_loop()
-        next_checkpoint = loop.time() + settings.checkpoint_interval
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), settings.mirror_interval)
-            try:
-                await self._mirror()
-                if loop.time() >= next_checkpoint:
-                    next_checkpoint = loop.time() + settings.checkpoint_interval
-                    await self._checkpoint()
-            except Exception as error:  # never let housekeeping die: the next round retries
-                log.warning("housekeeping failed (%r); trying again", error)
+        self._next_checkpoint = loop.time() + self._settings.checkpoint_interval
+        while True:
+            await self.sleep_unless_stopping(self._settings.mirror_interval)
+            if self.stopping:
+                return
+            # Shielded from the cancellation that stops this loop: a round cut short would
+            # lose the keys its mirror had taken, or let `_close` write the checkpoint while
+            # this one is still being written; `_close` waits for the round instead.
+            self._round = asyncio.create_task(self._housekeeping_round())
+            await asyncio.shield(self._round)
+
+    async def _housekeeping_round(self) -> None:
+        """Mirror the changed tasks; checkpoint when one is due. Errors are logged: the next
+        round tries again."""
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(settings.graceful_timeout):
-                await self._mirror()
+            await self._mirror()
+            if loop.time() >= self._next_checkpoint:
+                self._next_checkpoint = loop.time() + self._settings.checkpoint_interval
                 await self._checkpoint()
-        except Exception as error:
-            log.warning("final checkpoint not written (%r)", error)
+        except Exception as error:  # never let housekeeping die: the next round retries
+            log.warning("housekeeping failed (%r); trying again", error)
 
     async def _mirror(self) -> None:
         """Write the changed tasks' current state to the key-value bucket."""
@@ -301,6 +299,8 @@ class Projector:
         log.debug("checkpoint at sequence %d (%d bytes)", sequence, len(data))
 
     async def _close(self) -> None:
+        if self._housekeeping_started:
+            await self._last_round()
         if self._service is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._service.stop()
@@ -308,9 +308,18 @@ class Projector:
         if self._reader is not None:
             await self._reader.stop()
             self._reader = None
-        if self._nc is not None:
-            await self._nc.close()
-            self._nc = None
+
+    async def _last_round(self) -> None:
+        """Within the grace: let a round in progress end, then mirror and checkpoint once more.
+        The reader still runs, so these take in whatever it folded until then."""
+        try:
+            async with asyncio.timeout(self._settings.grace_seconds):
+                if self._round is not None:
+                    await self._round
+                await self._mirror()
+                await self._checkpoint()
+        except Exception as error:
+            log.warning("final checkpoint not written (%r)", error)
 
 
 async def _task_state_bucket(js: JetStreamContext) -> KeyValue:

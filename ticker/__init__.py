@@ -9,7 +9,6 @@ from ticker._heap import FireHeap
 from ticker._policy import (
     ON_TIME_GRACE_SECONDS,
     DueFires,
-    TaskKey,
     TaskState,
     apply_event,
     decide,
@@ -28,7 +27,6 @@ __all__ = [
     "DueFires",
     "FireHeap",
     "Histogram",
-    "TaskKey",
     "TaskState",
     "Ticker",
     "TickerError",

@@ -44,8 +44,11 @@ class Histogram:
 
 @dataclass(slots=True)
 class TickerStats:
-    """Counters of one ticker's life."""
+    """Counters of one ticker's life: plain numbers and one histogram, all a metrics reader
+    needs (``Ticker.stats``)."""
 
+    tasks: int = 0
+    """Tasks this ticker knows of (registered or not)."""
     due_published: int = 0
     skipped_published: int = 0
     duplicates: int = 0

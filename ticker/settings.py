@@ -15,7 +15,11 @@ class TickerSettings(ServiceSettings):
 
     max_in_flight: int = Field(default=1024, ge=1, description="publishes awaiting an ack")
     startup_timeout_seconds: float = Field(default=120.0, gt=0)
-    graceful_timeout_seconds: float = Field(default=5.0, ge=0)
+    grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="on shutdown, how long publishes in flight may take to finish",
+    )
     conflict_wait_seconds: float = Field(
         default=5.0, gt=0, description="how long a refused publish waits for the follower"
     )

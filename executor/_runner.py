@@ -1,0 +1,273 @@
+"""One attempt, from the delivered ``TaskDue`` to its acknowledgement.
+
+``TaskStarted`` is recorded, the owning plugin runs under its timeout (cancelled when it runs
+over), ``dvp_task_failed`` decides a failure, the outcome is recorded, and only then is the
+``TaskDue`` acknowledged. A redelivered attempt whose outcome is already in the stream is
+acknowledged without running again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Final, Literal
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+
+from contracts import (
+    Event,
+    EventDecodeError,
+    RetryScheduled,
+    TaskDue,
+    TaskFailed,
+    TaskSucceeded,
+    decode,
+    event_type,
+)
+from contracts.describe import describe_event, event_log_fields
+from dvp_cms.plugins import PluginManager, RegisteredTask
+from dvp_cms.plugins.attempts import Failure, run_attempt
+from executor import _stream
+from executor._registrar import Registrar
+from executor._stats import ExecutorStats
+from executor._work import Delivery, next_pause
+from executor.errors import BadInputError
+from executor.outcomes import execution_context, outcome_event, started_event
+from executor.settings import ExecutorSettings
+from natsio.publish import AckedPublisher, PublishAck
+
+log = logging.getLogger("dvp_scheduler.executor")
+
+_API_ERROR_ATTEMPTS: Final = 3
+
+_Outcome = TaskSucceeded | RetryScheduled | TaskFailed
+
+
+class AttemptRunner:
+    """Runs the attempt of each delivered ``TaskDue`` and counts how it ended.
+
+    Args:
+        js: JetStream, to read an attempt's recorded outcome and the previous attempt's error.
+        publisher: records ``TaskStarted`` and the outcome.
+        registrar: which plugin owns a task.
+        settings: the worker name and the ``dvp_task_failed`` timeout.
+        direct: whether the stream allows direct gets.
+        stats: where the attempts are counted.
+        clock: the current UTC time (for the events).
+        jitter: a number in [0, 1) for the default policy's backoff.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        publisher: AckedPublisher,
+        registrar: Registrar,
+        settings: ExecutorSettings,
+        *,
+        direct: bool,
+        stats: ExecutorStats,
+        clock: Callable[[], datetime],
+        jitter: Callable[[], float],
+    ) -> None:
+        self._js = js
+        self._publisher = publisher
+        self._registrar = registrar
+        self._settings = settings
+        self._direct = direct
+        self._stats = stats
+        self._clock = clock
+        self._jitter = jitter
+
+    async def run(self, delivery: Delivery) -> None:
+        """Run the attempt and answer its message: ``term`` for bad input, ``ack`` once the
+        outcome is recorded (or was already), ``nak`` on an unexpected error; cancelled, it
+        is given back (``nak``) unless already answered."""
+        msg = delivery.msg
+        stats = self._stats
+        try:
+            metadata = msg.metadata
+            sequence = metadata.sequence.stream
+            try:
+                due = _due_of(msg, sequence)
+                task = self._registrar.owner(due, msg.subject, sequence)
+            except BadInputError as error:
+                stats.bad_input += 1
+                log.error("%s; terminated (bad input #%d)", error, stats.bad_input)
+                await _settle(delivery, "term")
+                return
+            if metadata.num_delivered > 1 and await self._already_recorded(due, sequence):
+                await _settle(delivery, "ack")
+                return
+            outcome = await self._run(due, task)
+            await self._record(outcome)
+            await _settle(delivery, "ack")
+            self._count(outcome)
+        except asyncio.CancelledError:
+            if not delivery.settled:
+                stats.returned += 1
+                with suppress(Exception):
+                    await msg.nak()
+            raise
+        except Exception:
+            log.exception(
+                "attempt from %s failed unexpectedly; it will be redelivered", msg.subject
+            )
+            with suppress(Exception):
+                await _settle(delivery, "nak")
+
+    async def _already_recorded(self, due: TaskDue, sequence: int) -> bool:
+        recorded = await _stream.find_outcome(self._js, due, sequence)
+        if recorded is None:
+            return False
+        self._stats.already_recorded += 1
+        log.info(
+            "attempt %d of %s (%s) was redelivered but its outcome %s is already recorded; "
+            "acknowledged without running it again",
+            due.attempt,
+            due.execution_id,
+            due.task_id,
+            event_type(recorded),
+        )
+        return True
+
+    async def _run(self, due: TaskDue, task: RegisteredTask) -> _Outcome:
+        manager = self._registrar.manager
+        started = started_event(
+            due,
+            worker=self._settings.worker,
+            now=self._clock(),
+            timeout_seconds=task.spec.timeout_seconds,
+        )
+        # TaskStarted is confirmed while the plugin runs, and before the outcome is sent, so
+        # that the stream still holds them in that order.
+        try:
+            sent: asyncio.Future[PublishAck] | None = await self._publisher.send(started)
+        except Exception as error:
+            log.debug("sending %s failed: %s", event_type(started), error)
+            sent = None
+        self._stats.started += 1
+        try:
+            outcome = await self._attempt(manager, due, task, started.deadline)
+            await self._record(started, sent)
+        except BaseException:
+            if sent is not None:
+                sent.cancel()
+            raise
+        return outcome
+
+    async def _attempt(
+        self, manager: PluginManager, due: TaskDue, task: RegisteredTask, deadline: datetime
+    ) -> _Outcome:
+        spec = task.spec
+        previous = None
+        if due.attempt > 1:
+            try:
+                previous = await _stream.previous_error(self._js, due, direct=self._direct)
+            except Exception as error:
+                log.debug("could not read the previous error: %s", error)
+        context = execution_context(
+            due, max_retries=spec.max_retries, deadline=deadline, previous_error=previous
+        )
+        result = await run_attempt(manager, task, context)
+        decision = None
+        if isinstance(result, Failure):
+            timeout = self._settings.decision_timeout_seconds
+            try:
+                async with asyncio.timeout(timeout):
+                    answer = await manager.task_failed(task, result.exception, context)
+            except TimeoutError:
+                log.warning(
+                    "dvp_task_failed for task %r answered nothing within %gs; using the "
+                    "default policy",
+                    task.task_id,
+                    timeout,
+                )
+                answer = None
+            decision = answer.contract if answer is not None else None
+        return outcome_event(
+            due,
+            result,
+            worker=self._settings.worker,
+            max_retries=spec.max_retries,
+            decision=decision,
+            now=self._clock(),
+            jitter=self._jitter(),
+        )
+
+    async def _record(
+        self, event: Event, sent: asyncio.Future[PublishAck] | None = None
+    ) -> PublishAck:
+        """Publish until the stream has it (``sent``: it was already sent, this is the
+        answer); transport errors are retried without end (the attempt's heartbeats continue
+        meanwhile), a refusal by the server a few times. The message id makes a retry of an
+        event that was stored after all a duplicate, not a second copy."""
+        pause = 0.1
+        refusals = 0
+        while True:
+            try:
+                if sent is None:
+                    sent = await self._publisher.send(event)
+                ack = await sent
+            except APIError as error:
+                refusals += 1
+                if refusals >= _API_ERROR_ATTEMPTS:
+                    raise
+                problem = f"the server refused it ({error})"
+            except Exception as error:
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                if ack.duplicate:
+                    log.debug("%s was already recorded", event_type(event))
+                return ack
+            sent = None
+            log.warning(
+                "recording %s of %s failed: %s; retrying in %.1fs",
+                event_type(event),
+                event.task_id,
+                problem,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            pause = next_pause(pause)
+
+    def _count(self, outcome: _Outcome) -> None:
+        if isinstance(outcome, TaskSucceeded):
+            self._stats.succeeded += 1
+            level = logging.DEBUG  # routine; failures and retries explain themselves
+        elif isinstance(outcome, RetryScheduled):
+            self._stats.retries_scheduled += 1
+            level = logging.INFO
+        else:
+            self._stats.failed += 1
+            level = logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(level, "%s", describe_event(outcome), extra=event_log_fields(outcome))
+
+
+def _due_of(msg: Msg, sequence: int) -> TaskDue:
+    """The ``TaskDue`` in ``msg``; `BadInputError` when it is not one."""
+    try:
+        event: Event = decode(msg.data)
+    except EventDecodeError as error:
+        raise BadInputError(msg.subject, sequence, str(error)) from None
+    if not isinstance(event, TaskDue):
+        raise BadInputError(
+            msg.subject, sequence, f"expected a task.due.v1 event, got {event_type(event)}"
+        )
+    return event
+
+
+async def _settle(delivery: Delivery, how: Literal["ack", "term", "nak"]) -> None:
+    """Answer the message; marked first, so that no heartbeat follows the answer."""
+    delivery.settled = True
+    if how == "ack":
+        await delivery.msg.ack()
+    elif how == "term":
+        await delivery.msg.term()
+    else:
+        await delivery.msg.nak(delay=1.0)

@@ -1,0 +1,30 @@
+"""The executor's numbers: what a metrics reader scrapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class ExecutorStats:
+    """Counters of one executor's life, and the attempts running now.
+
+    Plain numbers only, kept current by the executor, so that ``executor.stats`` is all a
+    metrics reader needs.
+    """
+
+    started: int = 0
+    succeeded: int = 0
+    retries_scheduled: int = 0
+    failed: int = 0
+    bad_input: int = 0
+    already_recorded: int = 0
+    """Redelivered attempts whose outcome was already in the stream: acked, not run again."""
+    returned: int = 0
+    """Attempts cancelled at shutdown and given back for redelivery."""
+    registered: int = 0
+    unregistered: int = 0
+    plugin_errors: int = 0
+    """Plugins that failed to load, and registration problems, over every (re)load."""
+    running: int = 0
+    """Attempts running now."""

@@ -1,0 +1,146 @@
+"""The ticker's parts without a broker: the follower's fold, its waiters and its count of
+tasks; when the firing part puts a task on its heap; the service's settings and errors.
+
+(The events come from the projector's tests' builders: plain contracts events.)"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, cast
+
+from nats.aio.msg import Msg
+
+from contracts import encode
+from natsio.errors import ServiceStartupError
+from natsio.publish import AckedPublisher
+from tests.unit.projector import events
+from tests.unit.projector.events import T0, TASK, TENANT
+from ticker import Ticker, TickerSettings
+from ticker._firing import FirePublisher
+from ticker._follower import Follower
+from ticker._stats import TickerStats
+from ticker.errors import TickerError, TickerStartupError
+
+KEY = (TENANT, TASK)
+
+
+@dataclass
+class _Sequence:
+    stream: int
+
+
+@dataclass
+class _Metadata:
+    sequence: _Sequence
+    num_pending: int
+
+
+@dataclass
+class _Msg:
+    """What the follower reads of a message."""
+
+    subject: str
+    data: bytes
+    metadata: _Metadata
+
+
+def message(seq: int, data: bytes, *, pending: int = 0, subject: str = "") -> Msg:
+    subject = subject or f"dvp.tasks.{TENANT}.registered.{TASK}"
+    return cast(Msg, _Msg(subject, data, _Metadata(_Sequence(seq), pending)))
+
+
+def registered(task: str = TASK) -> bytes:
+    return encode(events.registered(task=task))
+
+
+def paused() -> bytes:
+    return encode(events.paused(T0))
+
+
+async def feed(follower: Follower, msg: Msg) -> None:
+    await follower._on_message(msg)
+
+
+async def test_the_follower_folds_events_counts_tasks_and_reports_timing_changes() -> None:
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    changed: list[tuple[str, str]] = []
+    follower._on_change = changed.append
+    await feed(follower, message(1, registered(), pending=2))
+    await feed(follower, message(2, registered("other"), pending=1))
+    assert not follower.ready.is_set()
+    await feed(follower, message(3, paused(), pending=0))
+    assert follower.ready.is_set()
+    assert stats.tasks == 2
+    assert len(follower.states) == 2
+    assert changed == [KEY, (TENANT, "other"), KEY]
+    await feed(follower, message(3, paused()))  # applied already: no change
+    assert changed == [KEY, (TENANT, "other"), KEY]
+    assert follower.states[KEY].paused
+    assert follower.states[KEY].last_seq == 3
+
+
+async def test_a_message_that_is_no_event_still_moves_its_tasks_sequence() -> None:
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    await feed(follower, message(7, b"not an event", subject=f"dvp.tasks.{TENANT}.due.{TASK}"))
+    assert stats.bad_messages == 1
+    assert stats.tasks == 1
+    assert follower.states[KEY].last_seq == 7
+    await feed(follower, message(8, b"{}", subject="not.a.task.subject"))
+    assert stats.bad_messages == 2
+    assert stats.tasks == 1
+
+
+async def test_caught_up_waits_for_the_sequence_and_gives_up_in_time() -> None:
+    follower = Follower(TickerStats(), catch_up_seconds=0.05)
+    await feed(follower, message(1, registered()))
+    assert await follower.caught_up(KEY, 1)
+    waiting = asyncio.create_task(follower.caught_up(KEY, 2))
+    await asyncio.sleep(0)
+    await feed(follower, message(2, paused()))
+    assert await waiting
+    assert not await follower.caught_up(KEY, 5)
+
+
+async def test_the_firing_part_schedules_changed_tasks_once_live_and_not_busy() -> None:
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    firing = FirePublisher(
+        cast(AckedPublisher, None), follower, stats, TickerSettings(), spawn=_no_spawn
+    )
+    follower._on_change = firing.task_changed
+    await feed(follower, message(1, registered()))
+    assert firing.scheduled == 0  # not live yet: schedule_all does it
+    await firing.schedule_all()
+    assert firing.scheduled == 1
+    await feed(follower, message(2, registered("other")))
+    assert firing.scheduled == 2
+    firing._heap.discard(KEY)
+    firing._busy.add(KEY)
+    await feed(follower, message(3, paused()))
+    assert firing.scheduled == 1  # a busy task goes back when its fire ends
+
+
+def _no_spawn(coroutine: Any) -> None:
+    coroutine.close()
+
+
+def test_the_ticker_knows_no_task_before_it_starts() -> None:
+    ticker = Ticker()
+    assert ticker.task_count == 0
+    assert ticker.stats.tasks == 0
+    assert ticker.task_state(TENANT, TASK) is None
+
+
+def test_the_ticker_gives_publishes_five_seconds_of_grace_by_default() -> None:
+    assert TickerSettings().grace_seconds == 5.0
+    assert TickerSettings(grace_seconds=1.5).grace_seconds == 1.5
+
+
+def test_a_start_up_timeout_is_a_service_start_up_error_and_a_timeout() -> None:
+    error = TickerStartupError("too slow")
+    assert isinstance(error, TickerError)
+    assert isinstance(error, ServiceStartupError)
+    assert isinstance(error, TimeoutError)

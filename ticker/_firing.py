@@ -1,0 +1,299 @@
+"""Firing: when each task is next due, and publishing what is decided then.
+
+One timing loop over a heap of next fire instants hands the tasks that come due to short jobs
+(`_fire_batch`), which decide a little ahead and publish all of one instant's fires at once.
+
+Every publish is guarded: ``Nats-Expected-Last-Subject-Sequence`` over all of the task's
+subjects (``dvp.tasks.<tenant>.*.<task>``) must equal the newest sequence the follower applied
+for that task, so a decision is recorded only if it was taken on everything the stream holds
+about the task. A refused publish (10071) waits until the follower has caught up and decides
+again (`publish_guarded`). ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the
+stream drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from asyncio import Future
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any, Final
+
+from nats.js.errors import APIError
+
+from contracts import headers as header_names
+from contracts.describe import describe_event, event_log_fields
+from contracts.errors import InvalidIdentifierError
+from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_subject
+from contracts.subjects import PREFIX
+from natsio.errors import is_guard_refusal
+from natsio.publish import AckedPublisher, PublishAck
+from ticker._follower import Follower
+from ticker._heap import FireHeap
+from ticker._policy import TaskKey, TaskState, apply_event, decide, jitter_offset, next_due_instant
+from ticker._stats import TickerStats
+from ticker.settings import TickerSettings
+
+log = logging.getLogger("dvp_scheduler.ticker")
+
+_MAX_DECISIONS: Final = 8
+_NOTHING_DUE_PAUSE: Final = 0.005
+_DECIDE_AHEAD_SECONDS: Final = 0.1
+"""Fires are decided this long before their instant, so that a burst is sent on the instant."""
+_DECISIONS_PER_TURN: Final = 32
+"""Decisions taken before the loop lets other work (fires due sooner) run."""
+_ACTUAL_SEQUENCE: Final = re.compile(r"wrong last sequence: (\d+)")
+
+Decider = Callable[[TaskState, datetime], TaskDue | TaskSkipped | None]
+"""What to publish for a task at an instant (``None``: nothing)."""
+
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+"""Runs a short job that the service waits for (within its grace) when it stops."""
+
+_Ready = tuple[TaskKey, TaskState, TaskDue | TaskSkipped, str, bytes, dict[str, str]]
+"""A fire decided ahead: key, state, event, subject, payload, guard headers."""
+_Sent = tuple[TaskKey, TaskState, TaskDue | TaskSkipped, Future[PublishAck]]
+"""A fire sent: key, state, event, the stream's answer to come."""
+
+
+class FirePublisher:
+    """Fires every task at its instants: the heap, the timing loop and the guarded publishes.
+
+    A task is *busy* from the moment it leaves the heap until its fire is recorded or given up;
+    meanwhile changes the follower reports do not put it back (the fire does, when done).
+    """
+
+    def __init__(
+        self,
+        publisher: AckedPublisher,
+        follower: Follower,
+        stats: TickerStats,
+        settings: TickerSettings,
+        spawn: Spawn,
+    ) -> None:
+        self._publisher = publisher
+        self._states = follower.states  # the same dict: read on every fire
+        self._caught_up = follower.caught_up
+        self._stats = stats
+        self._publish_timeout = settings.publish_timeout_seconds
+        self._backoff = settings.backoff_seconds
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._spawn = spawn
+        self._heap: FireHeap[TaskKey] = FireHeap()
+        self._busy: set[TaskKey] = set()
+        self._wake = asyncio.Event()
+        self._live = False
+
+    @property
+    def scheduled(self) -> int:
+        """How many tasks have a next fire pending."""
+        return len(self._heap)
+
+    async def schedule_all(self) -> None:
+        """Put every task the follower knows on the heap; from now on follow its changes."""
+        self._live = True
+        for count, key in enumerate(list(self._states)):
+            self._reschedule(key)
+            if count % 5000 == 4999:
+                await asyncio.sleep(0)  # a large stream: let the follower and the rest run
+
+    def task_changed(self, key: TaskKey) -> None:
+        """The follower applied an event that changed when the task fires."""
+        # Before `schedule_all` the whole map is scheduled at once; a busy task is put back
+        # when its fire ends.
+        if self._live and key not in self._busy:
+            self._reschedule(key)
+
+    async def run(self) -> None:
+        """The timing loop: hand each group of tasks due at one instant to a `_fire_batch`."""
+        heap, busy, wake = self._heap, self._busy, self._wake
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        try:
+            while True:
+                wake.clear()
+                due = heap.pop_due(time.time() + _DECIDE_AHEAD_SECONDS)
+                for at, group in itertools.groupby(due, key=itemgetter(0)):
+                    batch = [key for _, key in group if key not in busy]
+                    if batch:
+                        busy.update(batch)
+                        self._spawn(self._fire_batch(batch, at))
+                head = heap.next_at()
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                if head is not None:
+                    delay = head - _DECIDE_AHEAD_SECONDS - time.time()
+                    if delay <= 0:
+                        await asyncio.sleep(0)  # let the fires just spawned run first
+                        continue
+                    # A timer, not wait_for: no task is created per wake-up at 1,000 fires/s.
+                    timer = loop.call_later(delay, wake.set)
+                await wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def publish_guarded(self, key: TaskKey, make: Decider) -> bool:
+        """Publish what ``make`` decides for the task, guarded by its newest sequence.
+
+        On a refusal, wait for the follower to catch up and decide again. Return ``False`` if it
+        should be tried again later.
+        """
+        for _ in range(_MAX_DECISIONS):
+            state = self._states.get(key)
+            if state is None:
+                return True
+            event = make(state, datetime.now(UTC))
+            if event is None:
+                return True
+            try:
+                subject = event_subject(event)
+            except InvalidIdentifierError as error:
+                log.error("not publishing for %s/%s: %s", *key, error)
+                return True
+            headers = _guard_headers(event, state)
+            try:
+                async with self._slots:
+                    ack = await self._publisher.publish(subject, encode(event), headers)
+            except APIError as error:
+                if not is_guard_refusal(error):
+                    raise
+                self._stats.conflicts += 1
+                found = _ACTUAL_SEQUENCE.search(error.description or "")
+                actual = int(found.group(1)) if found else state.last_seq + 1
+                if not await self._caught_up(key, actual):
+                    return False
+                continue
+            self._record(state, event, ack)
+            return True
+        return False
+
+    def _reschedule(self, key: TaskKey, not_before: float | None = None) -> None:
+        state = self._states.get(key)
+        if state is None or key in self._busy:
+            return
+        try:
+            when = next_due_instant(state)
+        except Exception:
+            log.exception("cannot compute the next fire of %s/%s; not scheduling it", *key)
+            when = None
+        if when is None:
+            self._heap.discard(key)
+            return
+        instant = when.timestamp()
+        if not_before is not None:
+            instant = max(instant, not_before)
+        if self._heap.push(key, instant):
+            self._wake.set()
+
+    def _done(self, key: TaskKey, not_before: float | None) -> None:
+        self._busy.discard(key)
+        self._reschedule(key, not_before)
+
+    async def _fire_batch(self, keys: list[TaskKey], at: float) -> None:
+        """Fire tasks due at the same instant ``at``.
+
+        Each decision is taken ahead of ``at`` (on the state as of then, which the publish's
+        guard pins: if the task moves on before ``at``, the stream refuses the publish and the
+        task is decided again). At ``at`` every publish is sent before any acknowledgement is
+        awaited, so that a burst (crons sharing a minute) is in the stream within milliseconds.
+        A publish that is refused or fails goes the guarded one-by-one way (`_fire`).
+        """
+        instant = max(at, time.time())
+        now = datetime.fromtimestamp(instant, UTC)
+        ready: list[_Ready] = []
+        for n, key in enumerate(keys):
+            if n % _DECISIONS_PER_TURN == _DECISIONS_PER_TURN - 1:
+                await asyncio.sleep(0)  # fires due sooner go first
+            state = self._states.get(key)
+            try:
+                event = decide(state, now) if state is not None else None
+                subject = event_subject(event) if event is not None else ""
+            except Exception:  # one task's bad state must not hold the batch's others
+                log.exception("cannot decide for %s/%s; not publishing for it now", *key)
+                self._done(key, instant + _NOTHING_DUE_PAUSE)
+                continue
+            if state is None or event is None:
+                self._done(key, instant + _NOTHING_DUE_PAUSE)
+                continue
+            ready.append((key, state, event, subject, encode(event), _guard_headers(event, state)))
+        wait = at - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        publisher = self._publisher
+        sent: list[_Sent] = []
+        alone: list[TaskKey] = []
+        for key, state, event, subject, payload, headers in ready:
+            try:
+                future = await publisher.send_message(subject, payload, headers)
+            except Exception:
+                alone.append(key)
+                continue
+            sent.append((key, state, event, future))
+        if sent:
+            await asyncio.wait([future for *_, future in sent], timeout=self._publish_timeout)
+        for key, state, event, future in sent:
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                future.cancel()  # refused (another ticker was first), timed out or failed
+                alone.append(key)
+                continue
+            self._record(state, event, future.result())
+            self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+        for key in alone:
+            self._spawn(self._fire(key))  # still marked busy
+
+    async def _fire(self, key: TaskKey) -> None:
+        """Fire one task the guarded one-by-one way; put it back on the heap when done."""
+        not_before: float | None = time.time() + _NOTHING_DUE_PAUSE
+        try:
+            if not await self.publish_guarded(key, decide):
+                not_before = time.time() + self._backoff
+        except Exception as error:
+            self._stats.publish_errors += 1
+            log.warning("publishing for %s/%s failed (%s); trying again", *key, error)
+            not_before = time.time() + self._backoff
+        finally:
+            self._done(key, not_before)
+
+    def _record(self, state: TaskState, event: TaskDue | TaskSkipped, ack: PublishAck) -> None:
+        """Fold a published event into the state at once (the follower sees it later) and
+        count and log it."""
+        stats = self._stats
+        if ack.duplicate:
+            stats.duplicates += 1
+            apply_event(state, event)
+            return
+        apply_event(state, event, ack.seq)
+        if isinstance(event, TaskDue):
+            stats.due_published += 1
+            if event.trigger == "schedule":
+                self._observe_lateness(state, event)
+        else:
+            stats.skipped_published += 1
+        # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
+        routine = isinstance(event, TaskDue) and event.trigger == "schedule"
+        level = logging.DEBUG if routine else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s", describe_event(event), extra=event_log_fields(event))
+
+    def _observe_lateness(self, state: TaskState, event: TaskDue) -> None:
+        fire = event.scheduled_for
+        spread = state.schedule.jitter_seconds if state.schedule is not None else 0.0
+        jitter = jitter_offset(state.tenant_id, state.task_id, fire, spread)
+        late = time.time() - fire.timestamp() - jitter
+        self._stats.fire_lateness.observe(max(0.0, late))
+
+
+def _guard_headers(event: TaskDue | TaskSkipped, state: TaskState) -> dict[str, str]:
+    """Headers that make the publish conditional on everything the stream holds on the task."""
+    headers = event_headers(event, expected_last_subject_sequence=state.last_seq)
+    headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = (
+        f"{PREFIX}.{state.tenant_id}.*.{state.task_id}"
+    )
+    return headers

@@ -1,0 +1,155 @@
+"""The follower: what the ticker knows of every task, folded from the stream as it grows.
+
+An ordered consumer over the whole stream starts with the last message of every subject (the
+server's per-subject index, not a scan) and then goes on live. Each event is folded into its
+task's `TaskState`; a message that is not an event still moves its task's sequence, because
+the publishes' guard counts it. Whoever waits for the follower to reach a sequence (a publish
+the stream refused) is woken once it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from contracts.errors import EventDecodeError, InvalidIdentifierError
+from contracts.events import decode
+from contracts.stream import STREAM_NAME
+from contracts.subjects import ALL_EVENTS, parse_subject
+from ticker._policy import TaskKey, TaskState, apply_event
+from ticker._stats import TickerStats
+
+log = logging.getLogger("dvp_scheduler.ticker")
+
+TaskChanged = Callable[[TaskKey], None]
+"""Told the key of a task whose timing an event changed (registered, paused, ...)."""
+
+_Waiter = tuple[int, asyncio.Future[None]]
+"""(the sequence waited for, the future to resolve once the task reached it)."""
+
+
+def _ignore(key: TaskKey) -> None:
+    """The change callback until `Follower.start` is given one."""
+
+
+class Follower:
+    """Keeps a `TaskState` per task, current with the stream; see the module docstring."""
+
+    def __init__(self, stats: TickerStats, catch_up_seconds: float) -> None:
+        """``catch_up_seconds``: how long `caught_up` waits before giving up."""
+        self.states: dict[TaskKey, TaskState] = {}
+        """Every task named by an event read so far; never shrinks (``stats.tasks`` counts it)."""
+        self.ready = asyncio.Event()
+        """Set once the stream's state as of the start has been read."""
+        self._stats = stats
+        self._catch_up_seconds = catch_up_seconds
+        self._waiters: dict[TaskKey, list[_Waiter]] = {}
+        self._on_change: TaskChanged = _ignore
+        self._subscription: JetStreamContext.PushSubscription | None = None
+
+    async def start(self, js: JetStreamContext, on_change: TaskChanged) -> None:
+        """Subscribe; from now on every event is folded in and ``on_change`` told of the tasks
+        whose timing it changed. `ready` is set once the backlog has been read."""
+        self._on_change = on_change
+        info = await js.stream_info(STREAM_NAME)
+        if info.state.messages == 0:
+            self.ready.set()  # nothing to read, and no message will come to say so
+        self._subscription = await js.subscribe(
+            ALL_EVENTS,
+            stream=STREAM_NAME,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            cb=self._on_message,
+        )
+
+    async def stop(self) -> None:
+        """Unsubscribe (best effort: the connection is about to close anyway)."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is None:
+            return
+        try:
+            await subscription.unsubscribe()
+        except Exception:
+            log.debug("unsubscribing the follower failed", exc_info=True)
+
+    async def caught_up(self, key: TaskKey, seq: int) -> bool:
+        """Wait until the task's events up to ``seq`` are applied; ``False`` if that did not
+        happen in time."""
+        state = self.states.get(key)
+        if state is not None and state.last_seq >= seq:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append((seq, future))
+        try:
+            await asyncio.wait_for(future, self._catch_up_seconds)
+        except TimeoutError:
+            log.warning("the follower did not reach sequence %d of %s/%s in time", seq, *key)
+            waiters = self._waiters.get(key, [])
+            if (seq, future) in waiters:
+                waiters.remove((seq, future))
+                if not waiters:
+                    del self._waiters[key]
+            return False
+        return True
+
+    def _add(self, key: TaskKey) -> TaskState:
+        """The state of a task no event had named yet."""
+        state = self.states[key] = TaskState(*key)
+        self._stats.tasks += 1
+        return state
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            metadata = msg.metadata
+            seq = metadata.sequence.stream
+            try:
+                event = decode(msg.data)
+            except EventDecodeError as error:
+                self._stats.bad_messages += 1
+                log.warning("skipping message %d on %s: %s", seq, msg.subject, error)
+                self._note_sequence(msg.subject, seq)
+            else:
+                key = (event.tenant_id, event.task_id)
+                state = self.states.get(key) or self._add(key)
+                if apply_event(state, event, seq):
+                    self._on_change(key)
+                waiters = self._waiters.get(key)
+                if waiters:
+                    self._release(key, state.last_seq, waiters)
+            if not self.ready.is_set() and metadata.num_pending == 0:
+                self.ready.set()
+        except Exception:
+            self._stats.bad_messages += 1
+            log.exception("could not apply message on %s", msg.subject)
+
+    def _note_sequence(self, subject: str, seq: int) -> None:
+        """A message we cannot use still moves its task's sequence, which publishes check."""
+        try:
+            parts = parse_subject(subject)
+        except InvalidIdentifierError:
+            return
+        key = (parts.tenant_id, parts.task_id)
+        state = self.states.get(key) or self._add(key)
+        state.last_seq = max(state.last_seq, seq)
+        waiters = self._waiters.get(key)
+        if waiters:
+            self._release(key, state.last_seq, waiters)
+
+    def _release(self, key: TaskKey, seq: int, waiters: list[_Waiter]) -> None:
+        """Wake those of the task's ``waiters`` whose sequence it has reached (``seq``)."""
+        remaining: list[_Waiter] = []
+        for target, future in waiters:
+            if target <= seq:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                remaining.append((target, future))
+        if remaining:
+            self._waiters[key] = remaining
+        else:
+            del self._waiters[key]

@@ -1,0 +1,110 @@
+"""Retries: each ``RetryScheduled`` becomes the next attempt's ``TaskDue`` at its ``retry_at``.
+
+A durable pull consumer shared by all tickers delivers each ``RetryScheduled`` to one of them.
+Until ``retry_at`` the message is put back with a delayed negative acknowledgement, so the
+server holds it (however many there are, whichever ticker runs then); at ``retry_at`` the
+attempt is published the guarded way and the message acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Final
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from contracts.errors import EventDecodeError
+from contracts.events import RetryScheduled, decode
+from contracts.stream import STREAM_NAME, TICKER_RETRY_DURABLE
+from ticker._firing import FirePublisher, Spawn
+from ticker._follower import Follower
+from ticker._policy import retry_due
+from ticker._stats import TickerStats
+
+log = logging.getLogger("dvp_scheduler.ticker")
+
+_FETCH_BATCH: Final = 256
+_FETCH_WAIT_SECONDS: Final = 1.0
+
+
+class RetryRelay:
+    """Holds each retry until its ``retry_at``, then publishes it; see the module docstring."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        follower: Follower,
+        firing: FirePublisher,
+        stats: TickerStats,
+        backoff_seconds: float,
+        spawn: Spawn,
+    ) -> None:
+        self._js = js
+        self._follower = follower
+        self._firing = firing
+        self._stats = stats
+        self._backoff = backoff_seconds
+        self._spawn = spawn
+
+    async def run(self) -> None:
+        """Fetch retries from the shared consumer until cancelled."""
+        subscription = await self._js.pull_subscribe_bind(TICKER_RETRY_DURABLE, STREAM_NAME)
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_SECONDS)
+                except TimeoutError:
+                    continue
+                except Exception as error:
+                    log.warning("fetching retries failed (%s); trying again", error)
+                    await asyncio.sleep(self._backoff)
+                    continue
+                for msg in messages:
+                    await self._on_retry(msg)
+        finally:
+            try:
+                await subscription.unsubscribe()
+            except Exception:
+                log.debug("unsubscribing the retry consumer failed", exc_info=True)
+
+    async def _on_retry(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data)
+        except EventDecodeError as error:
+            self._stats.bad_messages += 1
+            log.warning("terminating bad retry message on %s: %s", msg.subject, error)
+            await msg.term()
+            return
+        if not isinstance(event, RetryScheduled):
+            self._stats.bad_messages += 1
+            log.warning("terminating a %s on retry subject %s", type(event).__name__, msg.subject)
+            await msg.term()
+            return
+        delay = (event.retry_at - datetime.now(UTC)).total_seconds()
+        if delay > 0.001:
+            self._stats.retries_held += 1
+            await msg.nak(delay=delay)
+            return
+        self._spawn(self._publish_retry(msg, event))
+
+    async def _publish_retry(self, msg: Msg, event: RetryScheduled) -> None:
+        key = (event.tenant_id, event.task_id)
+        try:
+            # Decide on the task as of the retry at least: whether its next attempt was
+            # published already, and which sequence the guard must name.
+            ok = await self._follower.caught_up(key, msg.metadata.sequence.stream) and (
+                await self._firing.publish_guarded(
+                    key, lambda state, now: retry_due(state, event, now)
+                )
+            )
+        except Exception as error:
+            self._stats.publish_errors += 1
+            log.warning("publishing the retry of %s failed (%s)", event.execution_id, error)
+            ok = False
+        if ok:
+            await msg.ack()
+        else:
+            await msg.nak(delay=self._backoff)
