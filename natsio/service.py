@@ -152,21 +152,31 @@ class NatsService:
     async def _connect(self) -> Client:
         connection = self._service_settings.connection
         client = self._client_class()()
+        patience = self._service_settings.connect_timeout_seconds
         try:
-            await client.connect(
-                **{"name": self._client_name(), **connection.connect_kwargs()},
-                max_reconnect_attempts=-1,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+            # Each failed try is logged by _on_error; a server that is still starting is waited
+            # for, up to the timeout.
+            async with asyncio.timeout(patience):
+                await client.connect(
+                    **{"name": self._client_name(), **connection.connect_kwargs()},
+                    max_reconnect_attempts=-1,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
         except Exception as error:
+            self._closing = True
             with suppress(Exception):
                 await client.close()
+            problem = (
+                f"no server answered within {patience:g}s"
+                if isinstance(error, TimeoutError)
+                else f"{type(error).__name__}: {error}"
+            )
             raise ServiceStartupError(
                 f"the {self.service_name} cannot connect to NATS at {connection.url} "
-                f"({type(error).__name__}: {error}); start it with 'dvp-scheduler up', or check "
-                "the URL and the credentials"
+                f"({problem}); start it with 'dvp-scheduler up', or check the URL and the "
+                "credentials"
             ) from error
         return client
 

@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
     connection: NatsConnection = Field(
         default_factory=NatsConnection, description="the NATS server and credentials"
     )
+    connect_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="at start, how long to keep trying to reach NATS before giving up",
+    )
     grace_seconds: float = Field(
         default=10.0, ge=0, description="on shutdown, how long running work may take to finish"
     )
