@@ -35,7 +35,15 @@ from natsio.errors import is_guard_refusal
 from natsio.publish import AckedPublisher, PublishAck
 from ticker._follower import Follower
 from ticker._heap import FireHeap
-from ticker._policy import TaskKey, TaskState, apply_event, decide, jitter_offset, next_due_instant
+from ticker._policy import (
+    Decision,
+    TaskKey,
+    TaskState,
+    apply_event,
+    decide,
+    jitter_offset,
+    next_due_instant,
+)
 from ticker._stats import TickerStats
 from ticker.settings import TickerSettings
 
@@ -49,15 +57,15 @@ _DECISIONS_PER_TURN: Final = 32
 """Decisions taken before the loop lets other work (fires due sooner) run."""
 _ACTUAL_SEQUENCE: Final = re.compile(r"wrong last sequence: (\d+)")
 
-Decider = Callable[[TaskState, datetime], TaskDue | TaskSkipped | None]
+Decider = Callable[[TaskState, datetime], Decision | None]
 """What to publish for a task at an instant (``None``: nothing)."""
 
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 """Runs a short job that the service waits for (within its grace) when it stops."""
 
-_Ready = tuple[TaskKey, TaskState, TaskDue | TaskSkipped, str, bytes, dict[str, str]]
+_Ready = tuple[TaskKey, TaskState, Decision, str, bytes, dict[str, str]]
 """A fire decided ahead: key, state, event, subject, payload, guard headers."""
-_Sent = tuple[TaskKey, TaskState, TaskDue | TaskSkipped, Future[PublishAck]]
+_Sent = tuple[TaskKey, TaskState, Decision, Future[PublishAck]]
 """A fire sent: key, state, event, the stream's answer to come."""
 
 
@@ -82,12 +90,16 @@ class FirePublisher:
         self._stats = stats
         self._publish_timeout = settings.publish_timeout_seconds
         self._backoff = settings.backoff_seconds
+        self._lost_after = settings.lost_after_seconds
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._spawn = spawn
         self._heap: FireHeap[TaskKey] = FireHeap()
         self._busy: set[TaskKey] = set()
         self._wake = asyncio.Event()
         self._live = False
+
+    def _decide(self, state: TaskState, now: datetime) -> Decision | None:
+        return decide(state, now, lost_after=self._lost_after)
 
     @property
     def scheduled(self) -> int:
@@ -179,7 +191,7 @@ class FirePublisher:
         if state is None or key in self._busy:
             return
         try:
-            when = next_due_instant(state)
+            when = next_due_instant(state, lost_after=self._lost_after)
         except Exception:
             log.exception("cannot compute the next fire of %s/%s; not scheduling it", *key)
             when = None
@@ -213,7 +225,7 @@ class FirePublisher:
                 await asyncio.sleep(0)  # fires due sooner go first
             state = self._states.get(key)
             try:
-                event = decide(state, now) if state is not None else None
+                event = self._decide(state, now) if state is not None else None
                 subject = event_subject(event) if event is not None else ""
             except Exception:  # one task's bad state must not hold the batch's others
                 log.exception("cannot decide for %s/%s; not publishing for it now", *key)
@@ -252,7 +264,7 @@ class FirePublisher:
         """Fire one task the guarded one-by-one way; put it back on the heap when done."""
         not_before: float | None = time.time() + _NOTHING_DUE_PAUSE
         try:
-            if not await self.publish_guarded(key, decide):
+            if not await self.publish_guarded(key, self._decide):
                 not_before = time.time() + self._backoff
         except Exception as error:
             self._stats.publish_errors += 1
@@ -261,7 +273,7 @@ class FirePublisher:
         finally:
             self._done(key, not_before)
 
-    def _record(self, state: TaskState, event: TaskDue | TaskSkipped, ack: PublishAck) -> None:
+    def _record(self, state: TaskState, event: Decision, ack: PublishAck) -> None:
         """Fold a published event into the state at once (the follower sees it later) and
         count and log it."""
         stats = self._stats
@@ -274,8 +286,10 @@ class FirePublisher:
             stats.due_published += 1
             if event.trigger == "schedule":
                 self._observe_lateness(state, event)
-        else:
+        elif isinstance(event, TaskSkipped):
             stats.skipped_published += 1
+        else:
+            stats.lost_closed += 1
         # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
         routine = isinstance(event, TaskDue) and event.trigger == "schedule"
         level = logging.DEBUG if routine else logging.INFO
@@ -290,7 +304,7 @@ class FirePublisher:
         self._stats.fire_lateness.observe(max(0.0, late))
 
 
-def _guard_headers(event: TaskDue | TaskSkipped, state: TaskState) -> dict[str, str]:
+def _guard_headers(event: Decision, state: TaskState) -> dict[str, str]:
     """Headers that make the publish conditional on everything the stream holds on the task."""
     headers = event_headers(event, expected_last_subject_sequence=state.last_seq)
     headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = (

@@ -11,7 +11,12 @@ not running at those instants: if the newest of them is inside the task's catch-
 are coalesced into one ``TaskDue`` (trigger ``catchup``, ``missed_fires`` = how many), else one
 ``TaskSkipped`` (reason ``missed``) records them. A run (``schedule`` or ``catchup``) whose task
 still has an execution without a terminal event is recorded as ``TaskSkipped`` (reason
-``overlap``) unless the schedule's overlap policy is ``allow``.
+``overlap``) unless the schedule's overlap policy is ``allow``. A fire that falls while the task
+is paused is recorded as ``TaskSkipped`` (reason ``paused``).
+
+Every execution ends (docs/design.md, guarantee 7): an attempt that started and has no outcome
+`LOST_AFTER_SECONDS` past its deadline is closed by the ticker with error kind ``lost``, as
+``RetryScheduled`` or ``TaskFailed`` by the default retry policy (`lost_outcome`).
 """
 
 from __future__ import annotations
@@ -25,16 +30,19 @@ from contracts.events import (
     Event,
     RetryScheduled,
     TaskDue,
+    TaskError,
     TaskFailed,
     TaskPaused,
     TaskRegistered,
     TaskResumed,
     TaskSkipped,
+    TaskStarted,
     TaskSucceeded,
     TaskUnregistered,
     Trigger,
 )
 from contracts.identifiers import execution_id_for_fire
+from contracts.retry import Retry, resolve_retry
 from contracts.schedule import Schedule, next_fire_after
 
 ON_TIME_GRACE_SECONDS: Final = 1.0
@@ -43,8 +51,26 @@ ON_TIME_GRACE_SECONDS: Final = 1.0
 MAX_TRACKED_RUNNING: Final = 64
 """Most unfinished executions remembered per task (only the newest matters for overlap)."""
 
+LOST_AFTER_SECONDS: Final = 90.0
+"""How long past an attempt's deadline its outcome may still come before the attempt is closed
+as lost: an executor that dies has the attempt redelivered to another after the consumer's ack
+wait (30 s), which starts it again with a new deadline."""
+
 TaskKey = tuple[str, str]
 """(tenant id, task id)."""
+
+Decision = TaskDue | TaskSkipped | RetryScheduled | TaskFailed
+"""What the ticker publishes for a task: a run, a skipped fire, or a lost attempt closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartedAttempt:
+    """The newest started attempt of an open execution, as its ``TaskStarted`` said."""
+
+    attempt: int
+    worker: str
+    started_at: datetime
+    deadline: datetime
 
 
 @dataclass(slots=True)
@@ -66,15 +92,24 @@ class TaskState:
     """Executions with a ``TaskDue`` and no terminal event yet, oldest first."""
     last_due: tuple[str, int] | None = None
     """(execution id, attempt) of the newest ``TaskDue``."""
+    max_retries: int = 0
+    """The registered definition's, for closing a lost attempt."""
+    started: dict[str, StartedAttempt] = field(default_factory=dict)
+    """Open executions whose newest attempt started and has no outcome yet."""
 
     @property
     def key(self) -> TaskKey:
         return (self.tenant_id, self.task_id)
 
     @property
+    def registered(self) -> bool:
+        """Registered: its schedule's fires are due (run, or skipped while paused)."""
+        return self.schedule is not None and self.since is not None
+
+    @property
     def active(self) -> bool:
-        """Registered and not paused: its schedule fires."""
-        return self.schedule is not None and self.since is not None and not self.paused
+        """Registered and not paused: its schedule's fires run."""
+        return self.registered and not self.paused
 
 
 def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
@@ -94,6 +129,7 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             if state.schedule != schedule or state.since is None:
                 state.since = event.occurred_at
             state.schedule = schedule
+            state.max_retries = event.spec.max_retries
             return True
         case TaskUnregistered():
             state.schedule = None
@@ -114,7 +150,12 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             _advance(state, event.fire_at)
             state.running[event.execution_id] = None
             if len(state.running) > MAX_TRACKED_RUNNING:
-                del state.running[next(iter(state.running))]
+                oldest = next(iter(state.running))
+                del state.running[oldest]
+                state.started.pop(oldest, None)
+            started = state.started.get(event.execution_id)
+            if started is not None and started.attempt < event.attempt:
+                del state.started[event.execution_id]  # a later attempt waits to be started
             if state.last_due is None or state.last_due[0] != event.execution_id:
                 state.last_due = (event.execution_id, event.attempt)
             else:
@@ -123,11 +164,31 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
         case TaskSkipped():
             _advance(state, event.scheduled_for)
             return False
+        case TaskStarted():
+            if event.execution_id not in state.running:
+                return False  # ended already (or long forgotten): nothing can be lost
+            started = state.started.get(event.execution_id)
+            if started is not None and started.attempt > event.attempt:
+                return False
+            state.started[event.execution_id] = StartedAttempt(
+                event.attempt, event.worker, event.occurred_at, event.deadline
+            )
+            return True
+        case RetryScheduled():
+            _attempt_ended(state, event.execution_id, event.attempt)
+            return False
         case TaskSucceeded() | TaskFailed():
             state.running.pop(event.execution_id, None)
+            state.started.pop(event.execution_id, None)
             return False
         case _:
             return False
+
+
+def _attempt_ended(state: TaskState, execution_id: str, attempt: int) -> None:
+    started = state.started.get(execution_id)
+    if started is not None and started.attempt <= attempt:
+        del state.started[execution_id]
 
 
 def _advance(state: TaskState, fire: datetime | None) -> None:
@@ -144,8 +205,7 @@ def jitter_offset(tenant_id: str, task_id: str, fire: datetime, jitter_seconds: 
     if jitter_seconds <= 0:
         return 0.0
     millis = round(fire.timestamp() * 1000)
-    digest = hashlib.blake2b(f"{tenant_id}/{task_id}/{millis}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64 * jitter_seconds
+    return _stable_fraction(f"{tenant_id}/{task_id}/{millis}") * jitter_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,25 +250,39 @@ def _after(state: TaskState) -> datetime | None:
     return max(state.last_fire, state.since)
 
 
-def next_due_instant(state: TaskState) -> datetime | None:
-    """When to look at the task next: its next fire after the last one handled, plus jitter.
+def next_due_instant(
+    state: TaskState, *, lost_after: float = LOST_AFTER_SECONDS
+) -> datetime | None:
+    """When to look at the task next: its next fire after the last one handled, plus jitter,
+    or the instant a started attempt counts as lost, whichever is first.
 
-    ``None`` when it does not fire (not registered, or paused). The instant may be in the past
-    (fires were missed): `decide` then applies the catch-up rule.
+    ``None`` when there is nothing to look at (not registered, nothing started). The instant
+    may be in the past (fires were missed): `decide` then applies the catch-up rule.
     """
-    if not state.active:
-        return None
-    after = _after(state)
-    assert state.schedule is not None
-    assert after is not None
-    fire = next_fire_after(state.schedule, after)
-    jitter = jitter_offset(state.tenant_id, state.task_id, fire, state.schedule.jitter_seconds)
-    return fire + timedelta(seconds=jitter) if jitter else fire
+    instant: datetime | None = None
+    if state.registered:
+        after = _after(state)
+        assert state.schedule is not None
+        assert after is not None
+        fire = next_fire_after(state.schedule, after)
+        jitter = jitter_offset(state.tenant_id, state.task_id, fire, state.schedule.jitter_seconds)
+        instant = fire + timedelta(seconds=jitter) if jitter else fire
+    if state.started:
+        lost_at = min(a.deadline for a in state.started.values()) + timedelta(seconds=lost_after)
+        if instant is None or lost_at < instant:
+            instant = lost_at
+    return instant
 
 
-def decide(state: TaskState, now: datetime) -> TaskDue | TaskSkipped | None:
-    """What to publish for the task at ``now``: a run, a recorded skip, or nothing yet."""
-    if not state.active:
+def decide(
+    state: TaskState, now: datetime, *, lost_after: float = LOST_AFTER_SECONDS
+) -> Decision | None:
+    """What to publish for the task at ``now``: a lost attempt closed, a run, a recorded skip,
+    or nothing yet."""
+    for execution_id, started in state.started.items():
+        if started.deadline + timedelta(seconds=lost_after) <= now:
+            return lost_outcome(state, execution_id, started, now, lost_after=lost_after)
+    if not state.registered:
         return None
     schedule = state.schedule
     after = _after(state)
@@ -225,6 +299,16 @@ def decide(state: TaskState, now: datetime) -> TaskDue | TaskSkipped | None:
         if newest is None:
             return None
         jitter = jitter_offset(state.tenant_id, state.task_id, newest, schedule.jitter_seconds)
+    if state.paused:
+        return TaskSkipped(
+            tenant_id=state.tenant_id,
+            task_id=state.task_id,
+            occurred_at=now,
+            scheduled_for=newest,
+            reason="paused",
+            detail="the task is paused; 'dvp-scheduler resume' lets its next fire run",
+            missed_fires=count,
+        )
     late = (now - newest).total_seconds() - jitter
     trigger: Trigger
     if count == 1 and late <= ON_TIME_GRACE_SECONDS:
@@ -265,6 +349,66 @@ def decide(state: TaskState, now: datetime) -> TaskDue | TaskSkipped | None:
         fire_at=newest,
         missed_fires=count if trigger == "catchup" else 0,
     )
+
+
+def lost_outcome(
+    state: TaskState,
+    execution_id: str,
+    started: StartedAttempt,
+    now: datetime,
+    *,
+    lost_after: float = LOST_AFTER_SECONDS,
+) -> RetryScheduled | TaskFailed:
+    """The outcome that closes a started attempt whose worker recorded none: error kind
+    ``lost``, and the default retry policy's decision (the ticker runs no plugin code, so no
+    ``dvp_task_failed`` is asked). Its jitter is derived from the attempt, so that every ticker
+    decides the same outcome, and the shared message id lets the stream keep only one."""
+    error = TaskError(
+        kind="lost",
+        message=f"worker {started.worker} started attempt {started.attempt} at "
+        f"{started.started_at.isoformat()} and recorded no outcome by its deadline "
+        f"{started.deadline.isoformat()} and {lost_after:g}s more; closed as lost",
+    )
+    duration_ms = max(0, round((now - started.started_at).total_seconds() * 1000))
+    jitter = _stable_fraction(f"{execution_id}/{started.attempt}")
+    next_step = resolve_retry(
+        attempt=started.attempt,
+        max_retries=state.max_retries,
+        failed_at=now,
+        decision=None,
+        jitter=jitter,
+    )
+    if isinstance(next_step, Retry):
+        return RetryScheduled(
+            tenant_id=state.tenant_id,
+            task_id=state.task_id,
+            occurred_at=now,
+            execution_id=execution_id,
+            attempt=started.attempt,
+            worker=started.worker,
+            duration_ms=duration_ms,
+            error=error,
+            retry_at=next_step.retry_at,
+            delay_seconds=next_step.delay_seconds,
+            decision=next_step.decision,
+        )
+    return TaskFailed(
+        tenant_id=state.tenant_id,
+        task_id=state.task_id,
+        occurred_at=now,
+        execution_id=execution_id,
+        attempt=started.attempt,
+        worker=started.worker,
+        duration_ms=duration_ms,
+        error=error,
+        reason=next_step.reason,
+        decision=next_step.decision,
+    )
+
+
+def _stable_fraction(text: str) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def retry_due(state: TaskState, retry: RetryScheduled, now: datetime) -> TaskDue | None:

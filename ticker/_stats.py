@@ -51,6 +51,8 @@ class TickerStats:
     """Tasks this ticker knows of (registered or not)."""
     due_published: int = 0
     skipped_published: int = 0
+    lost_closed: int = 0
+    """Attempts this ticker closed as lost (no outcome long past their deadline)."""
     duplicates: int = 0
     conflicts: int = 0
     publish_errors: int = 0

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from natsio.settings import ServiceSettings
+from ticker._policy import LOST_AFTER_SECONDS
 
 
 class TickerSettings(ServiceSettings):
@@ -27,3 +28,9 @@ class TickerSettings(ServiceSettings):
         default=1.0, gt=0, description="pause before a task whose publish failed is tried again"
     )
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    lost_after_seconds: float = Field(
+        default=LOST_AFTER_SECONDS,
+        gt=0,
+        description="how long past its deadline a started attempt may still record its outcome "
+        "before the ticker closes it as lost (keep it above the executors' ack wait)",
+    )

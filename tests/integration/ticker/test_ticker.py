@@ -217,7 +217,7 @@ async def test_a_retry_due_while_no_ticker_runs_is_published_after_restart(
     assert timedelta(0) <= stored_at - second_retry_at < timedelta(milliseconds=500)
 
 
-async def test_a_paused_task_does_not_fire_and_resuming_fires_no_backlog(
+async def test_a_paused_tasks_fires_are_skipped_as_paused_and_resuming_fires_no_backlog(
     js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
 ) -> None:
     await publish(js, registered("paused.task", EVERY_SECOND))
@@ -228,7 +228,9 @@ async def test_a_paused_task_does_not_fire_and_resuming_fires_no_backlog(
     async with Ticker(TickerSettings(connection=connection)) as ticker:
         await eventually(lambda: _count(js, "witness.task", 3), within=8, message="witness")
         assert await dues(js, "paused.task") == []
-        assert await skips(js, "paused.task") == []
+        paused_skips = await skips(js, "paused.task")
+        assert paused_skips, "every fire while paused is recorded"
+        assert {skip.reason for skip in paused_skips} == {"paused"}
         await publish(
             js,
             TaskResumed(tenant_id=TENANT, task_id="paused.task", occurred_at=datetime.now(UTC)),

@@ -20,6 +20,7 @@ from contracts import (
     TaskResumed,
     TaskSkipped,
     TaskSpec,
+    TaskStarted,
     TaskSucceeded,
     TaskUnregistered,
     definition_hash,
@@ -209,14 +210,24 @@ def test_overlap_allow_runs_anyway() -> None:
     assert isinstance(decide(state, at(120)), TaskDue)
 
 
-def test_paused_tasks_do_not_fire_and_resuming_fires_no_backlog() -> None:
+def test_paused_tasks_record_each_fire_as_skipped_and_resuming_fires_no_backlog() -> None:
     state = state_for(every(60), at(0))
     apply_event(state, TaskPaused(tenant_id=TENANT, task_id=TASK, occurred_at=at(30)), 2)
-    assert next_due_instant(state) is None
-    assert decide(state, at(600)) is None
-    apply_event(state, TaskResumed(tenant_id=TENANT, task_id=TASK, occurred_at=at(610)), 3)
+    assert next_due_instant(state) == at(60)
+    skipped = decide(state, at(60))
+    assert isinstance(skipped, TaskSkipped)
+    assert (skipped.reason, skipped.scheduled_for, skipped.missed_fires) == ("paused", at(60), 1)
+    assert "resume" in skipped.detail
+    apply_event(state, skipped, 3)
+    # A ticker that was down while paused records the fires it missed as one paused skip.
+    backlog = decide(state, at(600))
+    assert isinstance(backlog, TaskSkipped)
+    assert (backlog.reason, backlog.scheduled_for, backlog.missed_fires) == ("paused", at(600), 9)
+    apply_event(state, backlog, 4)
+    apply_event(state, TaskResumed(tenant_id=TENANT, task_id=TASK, occurred_at=at(610)), 5)
     assert decide(state, at(611)) is None
     assert next_due_instant(state) == at(660)
+    assert isinstance(decide(state, at(660)), TaskDue)
 
 
 def test_a_resume_without_a_pause_changes_nothing() -> None:
@@ -364,7 +375,7 @@ def test_after_downtime_exactly_one_event_stands_for_all_missed_fires(
     apply_event(state, due_for(at(down_from)), 2)
     now = at(down_from + down_for + 0.5)
     event = decide(state, now)
-    assert event is not None
+    assert isinstance(event, TaskDue | TaskSkipped)
     assert event.missed_fires == down_for
     newest = at(down_from + down_for)
     if isinstance(event, TaskDue):
@@ -375,3 +386,128 @@ def test_after_downtime_exactly_one_event_stands_for_all_missed_fires(
         assert (now - newest).total_seconds() > window
     apply_event(state, event, 3)
     assert decide(state, now) is None
+
+
+def started_for(due: TaskDue, when: datetime, worker: str = "host-a:1") -> TaskStarted:
+    return TaskStarted(
+        tenant_id=TENANT,
+        task_id=TASK,
+        occurred_at=when,
+        execution_id=due.execution_id,
+        attempt=due.attempt,
+        worker=worker,
+        deadline=when + timedelta(seconds=30),
+    )
+
+
+def running_attempt(max_retries: int = 2) -> tuple[TaskState, TaskDue]:
+    """A task whose fire at 60 s started at 61 s (deadline 91 s) on host-a and never ended."""
+    state = TaskState(TENANT, TASK)
+    spec = TaskSpec(
+        name="Cleanup", schedule=every(600), max_retries=max_retries, timeout_seconds=30
+    )
+    apply_event(
+        state,
+        TaskRegistered(
+            tenant_id=TENANT,
+            task_id=TASK,
+            occurred_at=at(0),
+            plugin="cleanup",
+            plugin_version="1.0",
+            spec=spec,
+            definition_hash=definition_hash("cleanup", "1.0", spec),
+        ),
+        1,
+    )
+    due = due_for(at(600))
+    apply_event(state, due, 2)
+    assert apply_event(state, started_for(due, at(601)), 3), "a deadline is a timing change"
+    return state, due
+
+
+def test_an_attempt_with_no_outcome_past_its_deadline_is_closed_as_lost_and_retried() -> None:
+    state, due = running_attempt()
+    assert next_due_instant(state, lost_after=10) == at(641)
+    assert next_due_instant(state) == at(631 + 90)
+    assert decide(state, at(640.9), lost_after=10) is None
+    closed = decide(state, at(641), lost_after=10)
+    assert isinstance(closed, RetryScheduled)
+    assert (closed.execution_id, closed.attempt, closed.worker) == (due.execution_id, 1, "host-a:1")
+    assert closed.error.kind == "lost"
+    assert "host-a:1" in closed.error.message
+    assert closed.duration_ms == 40_000
+    assert closed.decision.source == "default"
+    assert closed.retry_at > at(641)
+    # Every ticker decides the same outcome (the message id keeps one; the bodies agree too).
+    assert decide(running_attempt()[0], at(641), lost_after=10) == closed
+    apply_event(state, closed, 4)
+    assert state.started == {}
+    assert due.execution_id in state.running  # still open: its retry comes
+
+
+def test_a_lost_last_attempt_fails_the_execution_and_frees_the_next_fire() -> None:
+    state, _ = running_attempt(max_retries=0)
+    closed = decide(state, at(1000))
+    assert isinstance(closed, TaskFailed)
+    assert (closed.error.kind, closed.reason) == ("lost", "exhausted")
+    apply_event(state, closed, 4)
+    assert state.running == {}
+    assert isinstance(decide(state, at(1200)), TaskDue), "the overlap guard is released"
+
+
+def test_an_outcome_or_a_later_start_means_nothing_is_lost() -> None:
+    state, due = running_attempt()
+    apply_event(state, started_for(due, at(640), worker="host-b:2"), 4)  # redelivered
+    assert next_due_instant(state, lost_after=10) == at(680)
+    assert decide(state, at(679), lost_after=10) is None
+    apply_event(
+        state,
+        TaskSucceeded(
+            tenant_id=TENANT,
+            task_id=TASK,
+            occurred_at=at(650),
+            execution_id=due.execution_id,
+            attempt=1,
+            worker="host-b:2",
+            duration_ms=10,
+        ),
+        5,
+    )
+    assert state.started == {}
+    assert next_due_instant(state, lost_after=10) == at(1200)
+    assert decide(state, at(5000), lost_after=10) is not None  # the schedule goes on
+    assert not isinstance(decide(state, at(5000), lost_after=10), RetryScheduled | TaskFailed)
+
+
+def test_a_retry_that_is_due_but_not_started_is_never_lost() -> None:
+    state, due = running_attempt()
+    apply_event(
+        state,
+        RetryScheduled(
+            tenant_id=TENANT,
+            task_id=TASK,
+            occurred_at=at(620),
+            execution_id=due.execution_id,
+            attempt=1,
+            worker="host-a:1",
+            duration_ms=1,
+            error=TaskError(kind="raised", message="boom"),
+            retry_at=at(630),
+            delay_seconds=10,
+            decision=RetryDecision(should_retry=True, delay_seconds=10),
+        ),
+        4,
+    )
+    second = TaskDue(
+        tenant_id=TENANT,
+        task_id=TASK,
+        occurred_at=at(630),
+        execution_id=due.execution_id,
+        attempt=2,
+        trigger="retry",
+        scheduled_for=at(630),
+        fire_at=at(600),
+    )
+    apply_event(state, second, 5)
+    assert state.started == {}  # waiting for an executor: it waits, it is not lost
+    assert next_due_instant(state, lost_after=10) == at(1200)
