@@ -48,7 +48,7 @@ from contracts import (
     event_subject,
     new_execution_id,
 )
-from contracts.stream import EXECUTOR_DURABLE
+from contracts.stream import executor_durable
 from dvp_cms.plugins.base import Plugin
 from dvp_cms.plugins.hookspec import ScheduledTaskHooks
 from dvp_scheduler.natsserver import BinaryNatsServer
@@ -121,7 +121,7 @@ async def raw_worker(url: str, concurrency: int) -> None:
     subject_name = event_subject(outcome)
     payload = encode(outcome)
     headers = event_headers(outcome)
-    pull_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{EXECUTOR_DURABLE}"
+    pull_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_NAME}.{executor_durable('default')}"
     inbox = nc.new_inbox()
     in_flight = 0
     requested = 0
@@ -175,9 +175,9 @@ async def prepare(url: str, tasks: int) -> None:
     try:
         js = nc.jetstream()
         await js.add_stream(stream_config())
-        await js.add_consumer(STREAM_NAME, dataclasses.replace(executor_consumer_config()))
+        await js.add_consumer(STREAM_NAME, dataclasses.replace(executor_consumer_config("default")))
         until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        await js.pause_consumer(STREAM_NAME, EXECUTOR_DURABLE, until)
+        await js.pause_consumer(STREAM_NAME, executor_durable("default"), until)
         now = datetime.now(UTC)
         for start in range(0, tasks, 1000):
             for i in range(start, min(tasks, start + 1000)):
@@ -202,9 +202,9 @@ async def run_and_time(url: str, tasks: int) -> float:
     try:
         js = nc.jetstream()
         began = time.perf_counter()
-        await js.resume_consumer(STREAM_NAME, EXECUTOR_DURABLE)
+        await js.resume_consumer(STREAM_NAME, executor_durable("default"))
         while True:
-            info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+            info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
             settled = info.num_pending == 0 and info.num_ack_pending == 0
             if settled and info.ack_floor.stream_seq >= tasks:
                 return time.perf_counter() - began

@@ -1,12 +1,14 @@
 """The names and limits of the JetStream stream and its consumers, in one place.
 
-Plain constants: `natsio.provision` turns them into the NATS client's configuration objects, so
-that every service creates or checks the stream the same way.
+Plain constants and names: `natsio.provision` turns them into the NATS client's configuration
+objects, so that every service creates or checks the stream the same way.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from contracts.identifiers import validate_tenant_id
 
 STREAM_NAME: Final = "DVP_TASKS"
 """The one stream that holds every fact."""
@@ -14,8 +16,15 @@ STREAM_NAME: Final = "DVP_TASKS"
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60.0
 """How long JetStream remembers ``Nats-Msg-Id``s to drop duplicate publishes."""
 
-EXECUTOR_DURABLE: Final = "dvp-executor"
-"""The durable pull consumer that every executor shares."""
+EXECUTOR_DURABLE_PREFIX: Final = "dvp-executor-"
+"""Each tenant's ``TaskDue`` work queue is the durable pull consumer ``dvp-executor-<tenant>``."""
+
+
+def executor_durable(tenant_id: str) -> str:
+    """The durable consumer that every executor serving ``tenant_id`` shares: filtered on that
+    tenant's due subjects, so work goes only to executors that serve its tenant."""
+    return f"{EXECUTOR_DURABLE_PREFIX}{validate_tenant_id(tenant_id)}"
+
 
 EXECUTOR_ACK_WAIT_SECONDS: Final = 30.0
 """A ``TaskDue`` not acknowledged (nor marked in progress) for this long is redelivered."""

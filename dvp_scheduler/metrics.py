@@ -144,6 +144,11 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
         {"due": stats.due_published, "skipped": stats.skipped_published},
     )
     yield _counter(
+        "dvp_ticker_lost_closed",
+        "Attempts this ticker closed as lost: started, and no outcome long past their deadline.",
+        stats.lost_closed,
+    )
+    yield _counter(
         "dvp_ticker_duplicates",
         "Publishes the stream already held (another ticker, or a retried publish, was first).",
         stats.duplicates,
@@ -198,8 +203,13 @@ def executor_metrics(executor: Executor) -> Iterator[Metric]:
     )
     yield _counter(
         "dvp_executor_bad_input",
-        "TaskDue messages that could not be run (not an event, unknown task), terminated.",
+        "Messages on a due subject that are not a readable TaskDue: terminated.",
         stats.bad_input,
+    )
+    yield _counter(
+        "dvp_executor_unowned",
+        "TaskDue deliveries no loaded plugin owns: given back for an executor that does.",
+        stats.unowned,
     )
     yield _counter(
         "dvp_executor_already_recorded",

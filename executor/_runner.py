@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -36,7 +37,7 @@ from executor import _stream
 from executor._registrar import Registrar
 from executor._stats import ExecutorStats
 from executor._work import Delivery, next_pause
-from executor.errors import BadInputError
+from executor.errors import BadInputError, UnownedTaskError
 from executor.outcomes import execution_context, outcome_event, started_event
 from executor.settings import ExecutorSettings
 from natsio.publish import AckedPublisher, PublishAck
@@ -44,6 +45,10 @@ from natsio.publish import AckedPublisher, PublishAck
 log = logging.getLogger("dvp_scheduler.executor")
 
 _API_ERROR_ATTEMPTS: Final = 3
+UNOWNED_RETRY_SECONDS: Final = 5.0
+"""A ``TaskDue`` no loaded plugin owns is offered again after this long (to any executor of
+its tenant), until one that owns it takes it."""
+_UNOWNED_REPORT_SECONDS: Final = 60.0
 
 _Outcome = TaskSucceeded | RetryScheduled | TaskFailed
 
@@ -82,6 +87,7 @@ class AttemptRunner:
         self._stats = stats
         self._clock = clock
         self._jitter = jitter
+        self._unowned_reported: dict[tuple[str, str], float] = {}
 
     async def run(self, delivery: Delivery) -> None:
         """Run the attempt and answer its message: ``term`` for bad input, ``ack`` once the
@@ -94,7 +100,6 @@ class AttemptRunner:
             sequence = metadata.sequence.stream
             try:
                 due = _due_of(msg, sequence)
-                task = self._registrar.owner(due, msg.subject, sequence)
             except BadInputError as error:
                 stats.bad_input += 1
                 log.error("%s; terminated (bad input #%d)", error, stats.bad_input)
@@ -102,6 +107,15 @@ class AttemptRunner:
                 return
             if metadata.num_delivered > 1 and await self._already_recorded(due, sequence):
                 await _settle(delivery, "ack")
+                return
+            try:
+                task = self._registrar.owner(due, msg.subject, sequence)
+            except UnownedTaskError as error:
+                # A rolling deploy: another executor of the tenant may own it, or this one
+                # after its reload. Never ended here: it waits for an owner.
+                stats.unowned += 1
+                self._report_unowned(due, error)
+                await _settle(delivery, "nak", delay=UNOWNED_RETRY_SECONDS)
                 return
             outcome = await self._run(due, task)
             await self._record(outcome)
@@ -119,6 +133,23 @@ class AttemptRunner:
             )
             with suppress(Exception):
                 await _settle(delivery, "nak")
+
+    def _report_unowned(self, due: TaskDue, error: UnownedTaskError) -> None:
+        """Log a task nobody here owns, once a minute per task (it comes back every
+        `UNOWNED_RETRY_SECONDS` until an owner takes it)."""
+        key = (due.tenant_id, due.task_id)
+        now = time.monotonic()
+        if (
+            now - self._unowned_reported.get(key, -_UNOWNED_REPORT_SECONDS)
+            < _UNOWNED_REPORT_SECONDS
+        ):
+            return
+        self._unowned_reported[key] = now
+        log.warning(
+            "%s; given back for an executor that owns it (offered again every %gs)",
+            error,
+            UNOWNED_RETRY_SECONDS,
+        )
 
     async def _already_recorded(self, due: TaskDue, sequence: int) -> bool:
         recorded = await _stream.find_outcome(self._js, due, sequence)
@@ -262,7 +293,9 @@ def _due_of(msg: Msg, sequence: int) -> TaskDue:
     return event
 
 
-async def _settle(delivery: Delivery, how: Literal["ack", "term", "nak"]) -> None:
+async def _settle(
+    delivery: Delivery, how: Literal["ack", "term", "nak"], *, delay: float = 1.0
+) -> None:
     """Answer the message; marked first, so that no heartbeat follows the answer."""
     delivery.settled = True
     if how == "ack":
@@ -270,4 +303,4 @@ async def _settle(delivery: Delivery, how: Literal["ack", "term", "nak"]) -> Non
     elif how == "term":
         await delivery.msg.term()
     else:
-        await delivery.msg.nak(delay=1.0)
+        await delivery.msg.nak(delay=delay)

@@ -18,6 +18,10 @@ class ExecutorStats:
     retries_scheduled: int = 0
     failed: int = 0
     bad_input: int = 0
+    """Messages on a due subject that are not a ``TaskDue`` this code can read: terminated."""
+    unowned: int = 0
+    """Deliveries of a ``TaskDue`` no loaded plugin owns: given back for an executor that
+    does (another one, or this one after a reload)."""
     already_recorded: int = 0
     """Redelivered attempts whose outcome was already in the stream: acked, not run again."""
     returned: int = 0

@@ -37,15 +37,14 @@ log = logging.getLogger("dvp_scheduler.executor")
 _OUTCOME_TAGS = frozenset({"task.succeeded.v1", "task.retry_scheduled.v1", "task.failed.v1"})
 
 
-async def ensure_consumer(js: JetStreamContext, durable: str, ack_wait: float) -> ConsumerInfo:
-    """The shared durable consumer's info; created with ``ack_wait`` if it does not exist.
+async def ensure_consumer(js: JetStreamContext, tenant_id: str, ack_wait: float) -> ConsumerInfo:
+    """The info of the tenant's executor consumer; created with ``ack_wait`` if it does not
+    exist.
 
     An existing consumer is used as it is, so that one executor's settings never fight
     another's; its own ``ack_wait`` then sets the heartbeat interval.
     """
-    config = dataclasses.replace(
-        executor_consumer_config(), durable_name=durable, name=durable, ack_wait=ack_wait
-    )
+    config = dataclasses.replace(executor_consumer_config(tenant_id), ack_wait=ack_wait)
     try:
         return await provision.ensure_consumer(js, config)
     except ProvisioningError as error:

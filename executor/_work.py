@@ -1,5 +1,11 @@
-"""Taking ``TaskDue`` messages from the shared consumer, never more than there are free slots,
-and keeping the ones in flight from being redelivered while they run."""
+"""Taking ``TaskDue`` messages from the consumers of the executor's tenants (one per tenant,
+shared by every executor serving it), never more than there are free slots, and keeping the
+ones in flight from being redelivered while they run.
+
+The free slots are shared out evenly among the tenants: each tenant's feed keeps at most its
+share requested, so a busy tenant cannot hold every slot while another's work waits. With one
+tenant (the usual case) the share is all of them.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from contracts import STREAM_NAME
+from contracts.stream import executor_durable
 from executor import _stream
 from executor._stats import ExecutorStats
 from executor.settings import ExecutorSettings
@@ -85,14 +92,17 @@ class WorkFeed:
         self._in_flight: dict[asyncio.Task[Any], Delivery] = {}
         self._wakeup = asyncio.Event()
         self._retry_pause = _FIRST_PAUSE_SECONDS
-        self._feed = PullFeed(
-            nc,
-            STREAM_NAME,
-            settings.durable,
-            accept=self._accept,
-            changed=self.wake,
-            expires=settings.fetch_timeout_seconds,
-        )
+        self._feeds = {
+            tenant_id: PullFeed(
+                nc,
+                STREAM_NAME,
+                executor_durable(tenant_id),
+                accept=self._accept,
+                changed=self.wake,
+                expires=settings.fetch_timeout_seconds,
+            )
+            for tenant_id in settings.tenants
+        }
 
     @property
     def in_flight(self) -> int:
@@ -100,12 +110,14 @@ class WorkFeed:
         return len(self._in_flight)
 
     async def start(self) -> None:
-        """Subscribe the inbox the pull requests deliver to."""
-        await self._feed.start()
+        """Subscribe the inboxes the pull requests deliver to."""
+        for feed in self._feeds.values():
+            await feed.start()
 
     async def close(self) -> None:
         """Stop receiving; what still arrives is given back."""
-        await self._feed.close()
+        for feed in self._feeds.values():
+            await feed.close()
 
     def wake(self) -> None:
         """Have the pull loop look again now rather than at its next timeout.
@@ -119,36 +131,40 @@ class WorkFeed:
     def reset(self) -> None:
         """Forget the open pull requests, which the server may have lost while disconnected,
         and pull again."""
-        self._feed.reset()
+        for feed in self._feeds.values():
+            feed.reset()
         self.wake()
 
     async def pull(self) -> None:
-        """Loop until stopping: keep pull requests open for the free slots."""
-        feed = self._feed
+        """Loop until stopping: keep pull requests open for the free slots, each tenant's feed
+        up to its share."""
+        feeds = self._feeds
         limit = self._settings.concurrency
-        # Pull again once this many slots are free (or nothing is requested any more): fewer,
-        # larger requests, while the slots never stay empty for long.
-        least = max(1, limit // 8)
+        share = max(1, limit // len(feeds))
+        # Pull again once this many of a share are free (or nothing is requested any more):
+        # fewer, larger requests, while the slots never stay empty for long.
+        least = max(1, share // 8)
         longest_wait = self._settings.fetch_timeout_seconds + _LATE_WAKEUP_SECONDS
         try:
             while not self._stopping():
-                if feed.problem is not None:
-                    problem, feed.problem = feed.problem, None
-                    await self._back_off(problem)
-                    with suppress(Exception):
-                        await _stream.ensure_consumer(
-                            self._js, self._settings.durable, self._settings.ack_wait_seconds
-                        )
+                if await self._recover(feeds):
                     continue
-                outstanding = feed.outstanding
-                wanted = limit - len(self._in_flight) - outstanding
-                if wanted > 0 and (wanted >= least or outstanding == 0):
+                requested = False
+                free = limit - len(self._in_flight) - sum(f.outstanding for f in feeds.values())
+                for feed in feeds.values():
+                    outstanding = feed.outstanding
+                    wanted = min(share - outstanding, free)
+                    if wanted <= 0 or (wanted < least and outstanding > 0):
+                        continue
                     try:
                         await feed.request(wanted)
                     except Exception as error:  # a connection problem: wait and retry
-                        await self._back_off(f"{type(error).__name__}: {error}")
-                    else:
-                        self._retry_pause = _FIRST_PAUSE_SECONDS
+                        await self._back_off(feed.durable, f"{type(error).__name__}: {error}")
+                        break
+                    self._retry_pause = _FIRST_PAUSE_SECONDS
+                    free -= wanted
+                    requested = True
+                if requested:
                     continue
                 self._wakeup.clear()
                 with suppress(TimeoutError):
@@ -156,7 +172,20 @@ class WorkFeed:
                         await self._wakeup.wait()
         finally:
             # Stop receiving at once: the server gives the open requests' work to others.
-            await feed.close()
+            await self.close()
+
+    async def _recover(self, feeds: dict[str, PullFeed]) -> bool:
+        """Back off and make the consumer again for a feed the server refused; whether any."""
+        for tenant_id, feed in feeds.items():
+            if feed.problem is not None:
+                problem, feed.problem = feed.problem, None
+                await self._back_off(feed.durable, problem)
+                with suppress(Exception):
+                    await _stream.ensure_consumer(
+                        self._js, tenant_id, self._settings.ack_wait_seconds
+                    )
+                return True
+        return False
 
     async def heartbeat(self) -> None:
         """Loop: mark long attempts in progress, well inside the consumer's ack wait."""
@@ -173,14 +202,9 @@ class WorkFeed:
                 except Exception as error:
                     log.debug("heartbeat failed: %s", error)
 
-    async def _back_off(self, problem: str) -> None:
+    async def _back_off(self, durable: str, problem: str) -> None:
         pause = self._retry_pause
-        log.warning(
-            "pulling from %s failed (%s); retrying in %.1fs",
-            self._settings.durable,
-            problem,
-            pause,
-        )
+        log.warning("pulling from %s failed (%s); retrying in %.1fs", durable, problem, pause)
         await self._pause(pause)
         self._retry_pause = next_pause(pause)
 

@@ -24,7 +24,8 @@ class BadInputError(ExecutorError, ValueError):
 
 
 class UnownedTaskError(BadInputError, LookupError):
-    """A ``TaskDue`` for a task (or tenant) that no loaded plugin owns."""
+    """A ``TaskDue`` for a task that no loaded plugin owns: given back (negative
+    acknowledgement with a delay) for an executor that owns it, never terminated."""
 
 
 class ExecutorSetupError(ExecutorError, ServiceStartupError):

@@ -1,5 +1,6 @@
 """The executor service: loads plugins, publishes their definitions, and runs ``TaskDue``
-attempts taken from the shared durable pull consumer.
+attempts taken from its tenants' durable pull consumers (one per tenant, shared by every
+executor that serves the tenant).
 
 The parts: `Registrar` (plugins, registry, registrations), `WorkFeed` (pull loop, attempts in
 flight, heartbeats) and `AttemptRunner` (one attempt). Heartbeats (in-progress acks) keep a
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final
 
+from contracts.stream import executor_durable
 from dvp_cms.plugins import Plugin, RegisteredTask
 from executor import _stream
 from executor._registrar import Registrar
@@ -164,8 +166,12 @@ class Executor(NatsService):
         js = nc.jetstream()
         info = await ensure_stream(js)
         self._direct = direct = bool(info.config.allow_direct)
-        consumer = await _stream.ensure_consumer(js, settings.durable, settings.ack_wait_seconds)
-        self._ack_wait = float(consumer.config.ack_wait or settings.ack_wait_seconds)
+        # Heartbeats keep to the shortest ack wait among the tenants' consumers.
+        waits = []
+        for tenant_id in settings.tenants:
+            consumer = await _stream.ensure_consumer(js, tenant_id, settings.ack_wait_seconds)
+            waits.append(float(consumer.config.ack_wait or settings.ack_wait_seconds))
+        self._ack_wait = min(waits)
         await self.reload()
         self._publisher = publisher = AckedPublisher(nc, _PUBLISH_TIMEOUT_SECONDS)
         await publisher.start()
@@ -202,7 +208,7 @@ class Executor(NatsService):
         self.log.info(
             "executor %s consuming %s with up to %d attempts in flight (ack wait %gs)",
             settings.worker,
-            settings.durable,
+            ", ".join(executor_durable(t) for t in settings.tenants),
             settings.concurrency,
             self._ack_wait,
         )

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from contracts import validate_tenant_id
-from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS, EXECUTOR_DURABLE
+from contracts.stream import EXECUTOR_ACK_WAIT_SECONDS
 from natsio.settings import ServiceSettings
 
 
@@ -49,7 +49,6 @@ class ExecutorSettings(ServiceSettings):
     blocked_loop_warning_seconds: float = Field(
         default=1.0, gt=0, description="warn, naming the plugin, when the loop is blocked this long"
     )
-    durable: str = EXECUTOR_DURABLE
     worker: str = Field(default_factory=default_worker_name)
 
     @field_validator("tenants")

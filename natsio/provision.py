@@ -7,6 +7,7 @@ or check them with these functions, so that they agree.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
@@ -26,14 +27,14 @@ from nats.js.errors import APIError, NotFoundError
 from contracts.stream import (
     DUPLICATE_WINDOW_SECONDS,
     EXECUTOR_ACK_WAIT_SECONDS,
-    EXECUTOR_DURABLE,
     EXECUTOR_MAX_ACK_PENDING,
     STREAM_NAME,
     TICKER_RETRY_ACK_WAIT_SECONDS,
     TICKER_RETRY_DURABLE,
     TICKER_RETRY_MAX_ACK_PENDING,
+    executor_durable,
 )
-from contracts.subjects import ALL_DUE, ALL_EVENTS, EventKind, subject_filter
+from contracts.subjects import ALL_EVENTS, EventKind, subject_filter
 from natsio.errors import ProvisioningError
 
 log = logging.getLogger("dvp_scheduler.natsio")
@@ -60,12 +61,18 @@ def stream_config(*, replicas: int = 1, max_age_seconds: float = 0.0) -> StreamC
     )
 
 
-def executor_consumer_config() -> ConsumerConfig:
-    """The shared durable pull consumer executors take ``TaskDue`` messages from."""
+def executor_consumer_config(tenant_id: str) -> ConsumerConfig:
+    """The durable pull consumer the executors serving ``tenant_id`` take its ``TaskDue`` from.
+
+    It starts at new messages: the ticker creates it before it publishes the tenant's first
+    ``TaskDue`` (`ensure_executor_consumer`), and executors create it for their tenants at start.
+    """
+    durable = executor_durable(tenant_id)
     return ConsumerConfig(
-        durable_name=EXECUTOR_DURABLE,
-        description="dvp-scheduler executors: TaskDue work queue",
-        filter_subject=ALL_DUE,
+        durable_name=durable,
+        name=durable,
+        description=f"dvp-scheduler executors of tenant {tenant_id}: TaskDue work queue",
+        filter_subject=subject_filter(tenant_id=tenant_id, kind=EventKind.DUE),
         deliver_policy=DeliverPolicy.NEW,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=EXECUTOR_ACK_WAIT_SECONDS,
@@ -142,9 +149,14 @@ async def ensure_consumer(js: JetStreamContext, config: ConsumerConfig) -> Consu
 
 
 async def prepare_stream(
-    js: JetStreamContext, *, replicas: int = 1, max_age_seconds: float = 0.0
+    js: JetStreamContext,
+    *,
+    replicas: int = 1,
+    max_age_seconds: float = 0.0,
+    tenants: Sequence[str] = ("default",),
 ) -> list[str]:
-    """Create or update the stream and the executor consumer; say what was done."""
+    """Create or update the stream and the executor consumers of ``tenants``; say what was
+    done. (Tickers and executors create the consumers of other tenants as they meet them.)"""
     config = stream_config(replicas=replicas, max_age_seconds=max_age_seconds)
     done: list[str] = []
     try:
@@ -158,10 +170,12 @@ async def prepare_stream(
             done.append(f"updated stream {STREAM_NAME} ({replicas} replica(s))")
         else:
             done.append(f"stream {STREAM_NAME} is up to date")
-    try:
-        await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
-        done.append(f"consumer {EXECUTOR_DURABLE} exists")
-    except NotFoundError:
-        await ensure_consumer(js, executor_consumer_config())
-        done.append(f"created consumer {EXECUTOR_DURABLE}")
+    for tenant_id in tenants:
+        durable = executor_durable(tenant_id)
+        try:
+            await js.consumer_info(STREAM_NAME, durable)
+            done.append(f"consumer {durable} exists")
+        except NotFoundError:
+            await ensure_consumer(js, executor_consumer_config(tenant_id))
+            done.append(f"created consumer {durable}")
     return done

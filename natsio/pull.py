@@ -57,6 +57,8 @@ class PullFeed:
         expires: float,
     ) -> None:
         self._nc = nc
+        self.durable = durable
+        """The consumer's name."""
         self._api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._accept = accept
         self._changed = changed

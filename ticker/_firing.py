@@ -33,6 +33,7 @@ from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_
 from contracts.subjects import PREFIX
 from natsio.errors import is_guard_refusal
 from natsio.publish import AckedPublisher, PublishAck
+from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
 from ticker._heap import FireHeap
 from ticker._policy import (
@@ -83,8 +84,10 @@ class FirePublisher:
         stats: TickerStats,
         settings: TickerSettings,
         spawn: Spawn,
+        consumers: ExecutorConsumers,
     ) -> None:
         self._publisher = publisher
+        self._consumers = consumers
         self._states = follower.states  # the same dict: read on every fire
         self._caught_up = follower.caught_up
         self._stats = stats
@@ -170,6 +173,8 @@ class FirePublisher:
                 log.error("not publishing for %s/%s: %s", *key, error)
                 return True
             headers = _guard_headers(event, state)
+            if isinstance(event, TaskDue):
+                await self._consumers.ensure(event.tenant_id)
             try:
                 async with self._slots:
                     ack = await self._publisher.publish(subject, encode(event), headers)
@@ -220,6 +225,7 @@ class FirePublisher:
         instant = max(at, time.time())
         now = datetime.fromtimestamp(instant, UTC)
         ready: list[_Ready] = []
+        first_of_tenant: list[TaskKey] = []
         for n, key in enumerate(keys):
             if n % _DECISIONS_PER_TURN == _DECISIONS_PER_TURN - 1:
                 await asyncio.sleep(0)  # fires due sooner go first
@@ -234,13 +240,16 @@ class FirePublisher:
             if state is None or event is None:
                 self._done(key, instant + _NOTHING_DUE_PAUSE)
                 continue
+            if isinstance(event, TaskDue) and not self._consumers.ready(event.tenant_id):
+                first_of_tenant.append(key)  # the one-by-one way makes its consumer first
+                continue
             ready.append((key, state, event, subject, encode(event), _guard_headers(event, state)))
         wait = at - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
         publisher = self._publisher
         sent: list[_Sent] = []
-        alone: list[TaskKey] = []
+        alone: list[TaskKey] = first_of_tenant
         for key, state, event, subject, payload, headers in ready:
             try:
                 future = await publisher.send_message(subject, payload, headers)

@@ -22,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Self
 
 from contracts.stream import DUPLICATE_WINDOW_SECONDS, STREAM_NAME
-from natsio import executor_consumer_config, ticker_retry_consumer_config
+from natsio import ticker_retry_consumer_config
 from natsio.provision import ensure_consumer, ensure_stream
 from natsio.publish import AckedPublisher
 from natsio.service import NatsService
+from ticker._consumers import ExecutorConsumers
 from ticker._firing import FirePublisher
 from ticker._follower import Follower
 from ticker._policy import TaskState
@@ -81,13 +82,11 @@ class Ticker(NatsService):
         settings = self._settings
         js = self.nc.jetstream()
         await ensure_stream(js)
-        # The executors' consumer starts at new messages: it must exist before the first
-        # TaskDue, or that fire would wait for no executor at all.
-        await ensure_consumer(js, executor_consumer_config())
         publisher = self._publisher = AckedPublisher(self.nc, settings.publish_timeout_seconds)
         await publisher.start()
+        consumers = ExecutorConsumers(js)
         firing = self._firing = FirePublisher(
-            publisher, self._follower, self.stats, settings, self.spawn
+            publisher, self._follower, self.stats, settings, self.spawn, consumers
         )
         await self._follower.start(js, on_change=firing.task_changed)
         try:
@@ -98,6 +97,11 @@ class Ticker(NatsService):
                 f"{settings.startup_timeout_seconds:g}s; is the server overloaded? "
                 "Raise startup_timeout_seconds if the stream is very large"
             ) from None
+        # Each tenant's executor consumer starts at new messages: it must exist before the
+        # tenant's first TaskDue, or that fire would wait for no executor at all.
+        tenants = {state.tenant_id for state in self._follower.states.values() if state.registered}
+        for tenant_id in sorted(tenants):
+            await consumers.ensure(tenant_id)
         await firing.schedule_all()
         # Created once for all tickers: from a duplicate window ago, inside which Nats-Msg-Id
         # still drops a retry published twice.

@@ -14,7 +14,7 @@ from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
 from contracts import STREAM_NAME
-from contracts.stream import EXECUTOR_DURABLE, TICKER_RETRY_DURABLE
+from contracts.stream import EXECUTOR_DURABLE_PREFIX, TICKER_RETRY_DURABLE
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
@@ -23,6 +23,16 @@ from dvp_scheduler.cli._common import (
 from dvp_scheduler.errors import StreamMissingError
 from natsio import NatsConnection
 from projector.queries import ask_status
+
+
+class TenantQueue(msgspec.Struct, kw_only=True):
+    """One tenant's executor consumer (``dvp-executor-<tenant>``)."""
+
+    tenant_id: str
+    due_queued: int
+    attempts_running: int
+    executors_waiting: int
+    """Pull requests open on it now: 0 with work queued means no executor serves the tenant."""
 
 
 class SchedulerStatus(msgspec.Struct, kw_only=True):
@@ -48,6 +58,8 @@ class SchedulerStatus(msgspec.Struct, kw_only=True):
     projector_lag: int | None
     """Stream messages the projector has not folded in yet."""
     tasks: int | None
+    queues: list[TenantQueue] = []
+    """Per tenant; the totals above add these up."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +97,11 @@ async def read_status(connection: NatsConnection) -> SchedulerStatus:
                 f"there is no stream {STREAM_NAME} on {connection.url} yet: run "
                 "'dvp-scheduler init', or start a service"
             ) from None
-        executors = await _consumer(js, EXECUTOR_DURABLE)
+        queues = [
+            info
+            for info in await js.consumers_info(STREAM_NAME)
+            if info.name.startswith(EXECUTOR_DURABLE_PREFIX)
+        ]
         retries = await _consumer(js, TICKER_RETRY_DURABLE)
         projector = await ask_status(nc)
     finally:
@@ -98,16 +114,25 @@ async def read_status(connection: NatsConnection) -> SchedulerStatus:
         first_sequence=state.first_seq,
         last_sequence=state.last_seq,
         replicas=info.config.num_replicas or 1,
-        due_queued=executors.num_pending if executors else None,
-        attempts_running=executors.num_ack_pending if executors else None,
-        redelivered=executors.num_redelivered if executors else None,
-        executors_waiting=executors.num_waiting if executors else None,
+        due_queued=sum(q.num_pending or 0 for q in queues) if queues else None,
+        attempts_running=sum(q.num_ack_pending or 0 for q in queues) if queues else None,
+        redelivered=sum(q.num_redelivered or 0 for q in queues) if queues else None,
+        executors_waiting=sum(q.num_waiting or 0 for q in queues) if queues else None,
         retries_waiting=(
             (retries.num_pending or 0) + (retries.num_ack_pending or 0) if retries else None
         ),
         projector_sequence=projector.sequence if projector else None,
         projector_lag=max(0, state.last_seq - projector.sequence) if projector else None,
         tasks=projector.tasks if projector else None,
+        queues=[
+            TenantQueue(
+                tenant_id=q.name.removeprefix(EXECUTOR_DURABLE_PREFIX),
+                due_queued=q.num_pending or 0,
+                attempts_running=q.num_ack_pending or 0,
+                executors_waiting=q.num_waiting or 0,
+            )
+            for q in sorted(queues, key=lambda q: q.name)
+        ],
     )
 
 
@@ -131,13 +156,23 @@ def describe_status(status: SchedulerStatus) -> str:
         f"{status.first_sequence:,} to {status.last_sequence:,}, {status.replicas} replica(s)"
     ]
     if status.due_queued is None:
-        lines.append(f"executors  no consumer {EXECUTOR_DURABLE} yet: no executor or init has run")
+        lines.append(
+            f"executors  no consumer {EXECUTOR_DURABLE_PREFIX}<tenant> yet: no executor, "
+            "ticker or init has run"
+        )
     else:
         lines.append(
             f"executors  {status.due_queued:,} TaskDue queued, {status.attempts_running:,} "
             f"attempt(s) running, {status.redelivered:,} redelivered, "
             f"{status.executors_waiting:,} pull request(s) waiting for work"
         )
+        for queue in status.queues:
+            if queue.due_queued and not queue.executors_waiting and not queue.attempts_running:
+                lines.append(
+                    f"           tenant {queue.tenant_id}: {queue.due_queued:,} TaskDue wait "
+                    "for an executor; none serving it is pulling (start one with "
+                    f"--tenant {queue.tenant_id})"
+                )
     if status.retries_waiting is None:
         lines.append("retries    no ticker has run yet")
     else:

@@ -116,7 +116,7 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
     nc = await connect_once(connection, Client)
     services: list[_Service] = []
     try:
-        for line in await prepare_stream(nc.jetstream()):
+        for line in await prepare_stream(nc.jetstream(), tenants=args.tenants or ("default",)):
             print(f"stream         {line}")
         environment = _service_environment(connection)
         common = [sys.executable, "-m", "dvp_scheduler", "--log-level", args.service_log_level]

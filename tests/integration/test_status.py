@@ -29,7 +29,7 @@ async def test_without_a_stream_it_says_what_to_do(nats_server: NatsServer) -> N
 async def test_queued_work_and_the_projectors_lag(
     nats_server: NatsServer, nc: Client, js: JetStreamContext
 ) -> None:
-    await prepare_stream(js)
+    await prepare_stream(js, tenants=(ev.TENANT,))
     last = await publish(
         js,
         [
@@ -62,4 +62,5 @@ async def test_queued_work_and_the_projectors_lag(
         code, out, _ = await cli(nats_server, "status")
         assert code == 0
         assert "2 TaskDue queued" in out
+        assert f"tenant {ev.TENANT}: 2 TaskDue wait for an executor" in out
         assert f"projector  at sequence {last} (0 behind), 2 task(s)" in out

@@ -1,11 +1,14 @@
 """A plugin whose task list is read from a JSON file (``DVP_TEST_CATALOG``) each time it is
 instantiated, so that a test can change what it declares and load it again (SIGHUP).
 
-The file holds ``{"<task suffix>": <timeout_seconds>, ...}``. Every task succeeds at once.
+The file holds ``{"<task suffix>": <timeout_seconds>, ...}``. Every task fires every
+``DVP_TEST_CATALOG_INTERVAL`` seconds (default 600) and succeeds after sleeping
+``DVP_TEST_CATALOG_SLEEP`` seconds (default 0).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -42,7 +45,9 @@ class CatalogPlugin(Plugin, ScheduledTaskHooks):
             ScheduledTaskDefinition(
                 task_id=f"catalog.{suffix}",
                 name=f"Catalog {suffix}",
-                schedule=TaskSchedule(interval_seconds=600),
+                schedule=TaskSchedule(
+                    interval_seconds=int(os.environ.get("DVP_TEST_CATALOG_INTERVAL", "600"))
+                ),
                 timeout_seconds=timeout,
             )
             for suffix, timeout in sorted(self.tasks.items())
@@ -56,6 +61,7 @@ class CatalogPlugin(Plugin, ScheduledTaskHooks):
     ) -> TaskResult:
         from dvp_cms.plugins.hooks.scheduled_tasks import TaskResult
 
+        await asyncio.sleep(float(os.environ.get("DVP_TEST_CATALOG_SLEEP", "0")))
         return TaskResult(success=True, data={"task": task.task_id})
 
 

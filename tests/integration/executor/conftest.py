@@ -76,7 +76,7 @@ async def events_of(js: JetStreamContext, execution_id: str) -> list[Event]:
 @pytest.fixture
 async def consumer(js: JetStreamContext, stream: StreamInfo) -> ConsumerInfo:
     """The shared executor consumer, created up front with a short ack wait."""
-    config = dataclasses.replace(executor_consumer_config(), ack_wait=ACK_WAIT)
+    config = dataclasses.replace(executor_consumer_config("default"), ack_wait=ACK_WAIT)
     return await js.add_consumer(STREAM_NAME, config)
 
 

@@ -17,7 +17,7 @@ from contracts import (
     TaskStarted,
     TaskSucceeded,
 )
-from contracts.stream import EXECUTOR_DURABLE
+from contracts.stream import executor_durable
 from tests.integration.executor.conftest import StartExecutor, events_of, publish_due
 from tests.plugins.feeds import FeedsPlugin
 from tests.plugins.outcomes import OutcomesPlugin
@@ -39,7 +39,7 @@ async def outcome_of(js: JetStreamContext, due: TaskDue, within: float = 5.0) ->
 
 async def no_pending(js: JetStreamContext) -> None:
     async def settled() -> bool:
-        info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
         return info.num_ack_pending == 0 and info.num_pending == 0
 
     await eventually(settled, within=5, message="every TaskDue acknowledged")

@@ -22,7 +22,7 @@ from contracts import (
     TaskSucceeded,
     TaskUnregistered,
 )
-from contracts.stream import EXECUTOR_DURABLE
+from contracts.stream import executor_durable
 from natsio import executor_consumer_config
 from tests.integration.executor.conftest import (
     ExecutorProcess,
@@ -132,7 +132,7 @@ async def test_two_executors_share_1000_due_tasks_none_lost_none_twice(
     shares = Counter(workers[0] for workers in started.values())
     assert set(shares) == {"left", "right"}, shares
     assert set(registered.values()) == {1}  # both registered at once, recorded once
-    info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+    info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
     assert (info.num_ack_pending, info.num_pending, info.num_redelivered) == (0, 0, 0)
 
 
@@ -151,7 +151,7 @@ async def test_sigterm_lets_the_attempt_in_flight_finish(
     assert process.wait(10) == 0, process.log
     kinds = [type(e).__name__ for e in await events_of(js, due.execution_id)]
     assert kinds == ["TaskDue", "TaskStarted", "TaskSucceeded"]
-    info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+    info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
     assert (info.num_ack_pending, info.num_pending) == (0, 0)
     assert "waiting up to 30s for 1 attempt(s) in flight" in process.log
 
@@ -163,7 +163,9 @@ async def test_an_attempt_over_the_grace_period_is_given_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A long ack wait: the attempt can only come back this fast by a negative ack.
-    await js.add_consumer(STREAM_NAME, dataclasses.replace(executor_consumer_config(), ack_wait=60))
+    await js.add_consumer(
+        STREAM_NAME, dataclasses.replace(executor_consumer_config("default"), ack_wait=60)
+    )
     monkeypatch.setenv("DVP_TEST_SLOW_SECONDS", "30")
     async with start_executor(
         plugins=[SlowPlugin()], grace_seconds=0.2, worker="first"

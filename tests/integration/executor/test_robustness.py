@@ -1,4 +1,5 @@
-"""Bad input is terminated and counted; long attempts heartbeat; a redelivered attempt whose
+"""Bad input is terminated and counted, an unowned task waits for its owner; long attempts
+heartbeat; a redelivered attempt whose
 outcome is already recorded is not recorded twice; a plugin blocking the loop is named."""
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, StreamInfo
 
-from contracts import STREAM_NAME, TaskStarted, TaskSucceeded, encode, event_headers, event_subject
-from contracts.stream import EXECUTOR_DURABLE
+from contracts import (
+    STREAM_NAME,
+    TaskDue,
+    TaskStarted,
+    TaskSucceeded,
+    encode,
+    event_headers,
+    event_subject,
+)
+from contracts.stream import executor_durable
 from natsio import executor_consumer_config, stream_config
+from natsio.provision import ensure_consumer
 from tests.integration.executor.conftest import ACK_WAIT, StartExecutor, events_of, publish_due
 from tests.plugins.outcomes import OutcomesPlugin
 from tests.plugins.slow import SlowPlugin
@@ -25,24 +35,25 @@ pytestmark = pytest.mark.integration
 
 async def consumer_settled(js: JetStreamContext) -> ConsumerInfo:
     async def settled() -> ConsumerInfo | None:
-        info = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
         return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
 
     return await eventually(settled, within=5, message="every TaskDue settled")
 
 
-async def test_garbage_and_unknown_tasks_are_terminated_and_counted(
+async def test_garbage_is_terminated_and_an_unowned_task_waits_for_its_owner(
     js: JetStreamContext,
     consumer: ConsumerInfo,
     start_executor: StartExecutor,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="dvp_scheduler.executor")
+    caplog.set_level(logging.WARNING, logger="dvp_scheduler.executor")
     async with start_executor(plugins=[OutcomesPlugin()]) as executor:
         good = [await publish_due(js, "outcomes.count-items")]
         garbage = await js.publish("dvp.tasks.default.due.outcomes.count-items", b"\x00{not json")
         good.append(await publish_due(js, "outcomes.count-items"))
-        await publish_due(js, "ghost.task")  # no loaded plugin owns it
+        ghost = await publish_due(js, "ghost.task")  # no loaded plugin owns it
+        await ensure_consumer(js, executor_consumer_config("nobody"))
         await publish_due(js, "outcomes.count-items", tenant_id="nobody")  # tenant not served
         wrong = TaskStarted(
             tenant_id="default",
@@ -57,20 +68,45 @@ async def test_garbage_and_unknown_tasks_are_terminated_and_counted(
         good.append(await publish_due(js, "outcomes.count-items"))
 
         async def all_good_done() -> bool:
-            return executor.stats.succeeded == len(good)
+            return executor.stats.succeeded == len(good) and executor.stats.unowned >= 1
 
-        await eventually(all_good_done, within=5, message="good tasks done")
-        info = await consumer_settled(js)
-        assert executor.stats.bad_input == 4
-    assert info.num_redelivered == 0  # terminated, not redelivered
+        await eventually(all_good_done, within=5, message="good tasks done, the ghost offered")
+        assert executor.stats.bad_input == 2  # the garbage and the wrong event: terminated
+        info = await js.consumer_info(STREAM_NAME, executor_durable("default"))
+        assert info.num_ack_pending == 1, "the ghost's TaskDue waits, given back, not ended"
+        nobody = await js.consumer_info(STREAM_NAME, executor_durable("nobody"))
+        assert (nobody.num_pending, nobody.delivered.consumer_seq) == (1, 0), "never offered"
+    assert not [e for e in await events_of(js, ghost.execution_id) if not isinstance(e, TaskDue)]
     messages = [r.getMessage() for r in caplog.records if r.name == "dvp_scheduler.executor"]
     assert any(
         "dvp.tasks.default.due.outcomes.count-items" in m and f"sequence {garbage.seq})" in m
         for m in messages
     )
-    assert any("no loaded plugin owns task 'ghost.task'" in m for m in messages)
-    assert any("tenant 'nobody'" in m for m in messages)
+    assert any(
+        "no loaded plugin owns task 'ghost.task'" in m and "given back" in m for m in messages
+    )
     assert any("expected a task.due.v1 event, got task.started.v1" in m for m in messages)
+    assert not any("tenant 'nobody'" in m for m in messages)
+
+
+async def test_an_unowned_task_runs_once_an_executor_that_owns_it_appears(
+    js: JetStreamContext, consumer: ConsumerInfo, start_executor: StartExecutor
+) -> None:
+    async with start_executor(plugins=[]) as bare:
+        due = await publish_due(js, "outcomes.count-items")
+
+        async def offered() -> bool:
+            return bare.stats.unowned >= 1
+
+        await eventually(offered, within=5, message="offered to the executor without the plugin")
+    async with start_executor(plugins=[OutcomesPlugin()]) as owner:
+
+        async def ran() -> bool:
+            return owner.stats.succeeded == 1
+
+        await eventually(ran, within=15, message="run by the executor that owns it")
+    kinds = [type(e).__name__ for e in await events_of(js, due.execution_id)]
+    assert kinds == ["TaskDue", "TaskStarted", "TaskSucceeded"]
 
 
 async def test_heartbeats_keep_a_long_attempt_from_redelivery(
@@ -100,11 +136,11 @@ async def test_redelivered_attempt_whose_outcome_is_recorded_is_not_run_again(
     comes after the duplicate window, so message ids alone would not stop a second outcome."""
     await js.add_stream(dataclasses.replace(stream_config(), duplicate_window=0.5))
     await js.add_consumer(
-        STREAM_NAME, dataclasses.replace(executor_consumer_config(), ack_wait=ACK_WAIT)
+        STREAM_NAME, dataclasses.replace(executor_consumer_config("default"), ack_wait=ACK_WAIT)
     )
     due = await publish_due(js, "outcomes.count-items")
     # The first executor: takes the attempt, records its outcome, dies without an ack.
-    first = await js.pull_subscribe_bind(durable=EXECUTOR_DURABLE, stream=STREAM_NAME)
+    first = await js.pull_subscribe_bind(durable=executor_durable("default"), stream=STREAM_NAME)
     (taken,) = await first.fetch(1, timeout=5)
     assert taken.metadata.num_delivered == 1
     outcome = TaskSucceeded(

@@ -27,7 +27,7 @@ from contracts import (
     event_headers,
     event_subject,
 )
-from contracts.stream import EXECUTOR_DURABLE
+from contracts.stream import executor_durable
 from dvp_scheduler.natsserver import NatsServer
 from natsio import executor_consumer_config
 from natsio.errors import is_guard_refusal
@@ -70,11 +70,11 @@ async def test_services_starting_together_create_one_stream_and_one_consumer(
         streams = await asyncio.gather(*(ensure_stream(c.jetstream()) for c in clients))
         assert {info.config.name for info in streams} == {STREAM_NAME}
         consumers = await asyncio.gather(
-            *(ensure_consumer(c.jetstream(), executor_consumer_config()) for c in clients)
+            *(ensure_consumer(c.jetstream(), executor_consumer_config("default")) for c in clients)
         )
-        assert {info.name for info in consumers} == {EXECUTOR_DURABLE}
+        assert {info.name for info in consumers} == {executor_durable("default")}
         listed = await clients[0].jetstream().consumers_info(STREAM_NAME)
-        assert [info.name for info in listed] == [EXECUTOR_DURABLE]
+        assert [info.name for info in listed] == [executor_durable("default")]
     finally:
         for client in clients:
             await client.close()
@@ -84,10 +84,10 @@ async def test_an_existing_consumer_is_used_as_it_is(
     js: JetStreamContext, stream: StreamInfo
 ) -> None:
     first = await ensure_consumer(
-        js, dataclasses.replace(executor_consumer_config(), ack_wait=12.0)
+        js, dataclasses.replace(executor_consumer_config("default"), ack_wait=12.0)
     )
     again = await ensure_consumer(
-        js, dataclasses.replace(executor_consumer_config(), ack_wait=99.0)
+        js, dataclasses.replace(executor_consumer_config("default"), ack_wait=99.0)
     )
     assert first.config.ack_wait == again.config.ack_wait == 12.0
 

@@ -7,7 +7,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from contracts import STREAM_NAME, Schedule
-from contracts.stream import EXECUTOR_DURABLE
+from contracts.stream import executor_durable
 from natsio import NatsConnection
 from tests.integration.ticker.helpers import publish, registered
 from tests.support import eventually
@@ -21,10 +21,10 @@ async def test_fires_wait_in_the_executor_queue_even_before_any_executor_started
 ) -> None:
     await publish(js, registered("queue.every-second", Schedule(interval_seconds=1)))
     async with Ticker(TickerSettings(connection=connection)):
-        consumer = await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)
+        consumer = await js.consumer_info(STREAM_NAME, executor_durable("default"))
         assert consumer.config.filter_subject == "dvp.tasks.*.due.>"
 
         async def queued() -> int:
-            return (await js.consumer_info(STREAM_NAME, EXECUTOR_DURABLE)).num_pending
+            return (await js.consumer_info(STREAM_NAME, executor_durable("default"))).num_pending
 
         assert await eventually(queued, within=5, message="a TaskDue waiting for executors") >= 1
