@@ -23,8 +23,8 @@ from contracts.subjects import EventKind, subject
 UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 """An aware datetime; encoded as RFC 3339 (``2026-11-24T03:00:00Z``)."""
 
-Trigger = Literal["schedule", "catchup", "retry", "manual"]
-"""Why a ``TaskDue`` was published."""
+Trigger = Literal["schedule", "catchup", "retry", "manual", "rerun"]
+"""Why a ``TaskDue`` was published; ``rerun`` is an operator's re-run of an earlier execution."""
 
 SkipReason = Literal["overlap", "missed", "paused"]
 """Why a fire did not run."""
@@ -98,15 +98,18 @@ class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
 
     ``scheduled_for`` is when it was meant to run (the fire instant, or ``retry_at``).
     ``fire_at`` is the task's newest schedule fire when this was published: the fire itself for
-    ``schedule`` and ``catchup``, carried over for ``retry`` and ``manual`` (``None`` if the task
-    never fired), so the last message on a task's due subject tells where its schedule stands.
-    ``missed_fires`` counts the fires a ``catchup`` stands for.
+    ``schedule`` and ``catchup``, carried over for ``retry``, ``manual`` and ``rerun`` (``None``
+    if the task never fired), so the last message on a task's due subject tells where its
+    schedule stands.
+    ``missed_fires`` counts the fires a ``catchup`` stands for. ``rerun_of`` names the execution
+    a ``rerun`` runs again (``None`` for every other trigger).
     """
 
     trigger: Trigger
     scheduled_for: UtcDatetime
     fire_at: UtcDatetime | None = None
     missed_fires: int = 0
+    rerun_of: str | None = None
 
 
 class TaskSkipped(_Event, frozen=True, kw_only=True, tag="task.skipped.v1"):

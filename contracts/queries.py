@@ -28,6 +28,16 @@ HISTORY_QUERY: Final = f"{QUERY_PREFIX}.history"
 """Request ``{"task_id": str, "tenant_id": str|null, "limit": int}``; reply
 ``{"sequence": int, "items": [execution...], "truncated": bool}``, newest execution first."""
 
+FAILURES_QUERY: Final = f"{QUERY_PREFIX}.failures"
+"""Request ``{"tenant_id": str|null, "since": str|null, "limit": int}``; reply
+``{"sequence": int, "items": [failure...], "truncated": bool}``: executions that ended failed,
+newest first."""
+
+EXECUTION_QUERY: Final = f"{QUERY_PREFIX}.execution"
+"""Request ``{"execution_id": str, "tenant_id": str|null}``; reply
+``{"sequence": int, "items": [execution...]}``: the executions of that id in any task's history
+(one, unless a tenant-less request matches several tenants)."""
+
 STATUS_QUERY: Final = f"{QUERY_PREFIX}.status"
 """Request ``{}``; reply ``{"sequence", "events_applied", "unknown_events", "invalid_messages",
 "tasks"}``: how far the projector has read."""

@@ -39,7 +39,9 @@ def execution_context(
         execution_id=due.execution_id,
         attempt=due.attempt,
         scheduled_for=due.scheduled_for,
-        trigger=due.trigger,
+        # A re-run is a run started by hand: the plugin API knows schedule, catchup, retry and
+        # manual, and plugins written from it must not meet a value it does not list.
+        trigger="manual" if due.trigger == "rerun" else due.trigger,
         deadline=deadline,
         max_attempts=1 + max_retries,
         previous_error=previous_error,

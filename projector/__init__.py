@@ -6,9 +6,11 @@ The fold (`apply`, `ingest`) is pure; the service (`Projector`) and `replay` do 
 
 from projector._stats import ProjectorStats
 from projector.errors import (
+    AmbiguousExecutionError,
     AmbiguousTaskError,
     ProjectorError,
     QueryError,
+    UnknownExecutionError,
     UnknownTaskError,
 )
 from projector.fold import apply, ingest
@@ -18,26 +20,33 @@ from projector.state import (
     DEFAULT_HISTORY_LIMIT,
     AttemptState,
     ExecutionState,
+    OpenExecution,
     ProjectionState,
     TaskState,
 )
 from projector.views import (
     AttemptView,
     ExecutionView,
+    FailureView,
     TaskView,
+    find_executions,
     find_tasks,
     history,
+    list_failures,
     list_tasks,
     task_view,
 )
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
+    "AmbiguousExecutionError",
     "AmbiguousTaskError",
     "AttemptState",
     "AttemptView",
     "ExecutionState",
     "ExecutionView",
+    "FailureView",
+    "OpenExecution",
     "ProjectionState",
     "Projector",
     "ProjectorError",
@@ -46,11 +55,14 @@ __all__ = [
     "QueryError",
     "TaskState",
     "TaskView",
+    "UnknownExecutionError",
     "UnknownTaskError",
     "apply",
+    "find_executions",
     "find_tasks",
     "history",
     "ingest",
+    "list_failures",
     "list_tasks",
     "replay",
     "task_view",

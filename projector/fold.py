@@ -32,6 +32,7 @@ from projector.state import (
     AttemptOutcome,
     AttemptState,
     ExecutionState,
+    OpenExecution,
     ProjectionState,
     TaskState,
     task_key,
@@ -117,6 +118,8 @@ def _due(state: ProjectionState, task: TaskState, event: TaskDue) -> None:
         execution.scheduled_for = event.scheduled_for
         execution.missed_fires = event.missed_fires
         execution.due_at = event.occurred_at
+        if event.rerun_of is not None:
+            _link_rerun(task, execution, event.rerun_of)
     attempt = _attempt(execution, event.attempt)
     attempt.due_at = event.occurred_at
     attempt.scheduled_for = event.scheduled_for
@@ -125,8 +128,17 @@ def _due(state: ProjectionState, task: TaskState, event: TaskDue) -> None:
     ):
         task.last_fire_at = event.fire_at
     if execution.outcome is None:
-        task.running_execution_id = event.execution_id
-        task.retry_at = None
+        current = _open(state, task, event.execution_id, event.attempt)
+        if current is not None:
+            current.due_at = event.occurred_at
+
+
+def _link_rerun(task: TaskState, execution: ExecutionState, target_id: str) -> None:
+    """Record the re-run on both executions (the target only while it is in the history)."""
+    execution.rerun_of = target_id
+    target = task.executions.get(target_id)
+    if target is not None and execution.execution_id not in target.reruns:
+        target.reruns.append(execution.execution_id)
 
 
 def _skipped(state: ProjectionState, task: TaskState, event: TaskSkipped) -> None:
@@ -144,7 +156,9 @@ def _started(state: ProjectionState, task: TaskState, event: TaskStarted) -> Non
     attempt.started_at = event.occurred_at
     attempt.deadline = event.deadline
     if execution.outcome is None:
-        task.running_execution_id = event.execution_id
+        current = _open(state, task, event.execution_id, event.attempt)
+        if current is not None and current.retry_at is None:
+            current.started_at = event.occurred_at
 
 
 def _succeeded(state: ProjectionState, task: TaskState, event: TaskSucceeded) -> None:
@@ -165,8 +179,9 @@ def _retry_scheduled(state: ProjectionState, task: TaskState, event: RetrySchedu
     task.retried += 1
     task.last_error = event.error
     if execution.outcome is None:
-        task.running_execution_id = event.execution_id
-        task.retry_at = event.retry_at
+        current = _open(state, task, event.execution_id, event.attempt)
+        if current is not None:
+            current.retry_at = event.retry_at
 
 
 def _failed(state: ProjectionState, task: TaskState, event: TaskFailed) -> None:
@@ -201,9 +216,27 @@ def _attempt_ended(
 def _ended(task: TaskState, execution_id: str, event: TaskSucceeded | TaskFailed) -> None:
     task.last_outcome = "succeeded" if isinstance(event, TaskSucceeded) else "failed"
     task.last_outcome_at = event.occurred_at
-    if task.running_execution_id == execution_id:
-        task.running_execution_id = None
-        task.retry_at = None
+    task.open_executions.pop(execution_id, None)
+
+
+def _open(
+    state: ProjectionState, task: TaskState, execution_id: str, attempt: int
+) -> OpenExecution | None:
+    """The open execution's entry as of ``attempt``, or ``None`` for an attempt older than
+    the one it is at (an event that arrived late changes nothing).
+
+    A newer attempt starts a fresh entry. A new execution is added as the newest; the oldest
+    beyond the history limit are dropped, as the ones that never end would otherwise pile up.
+    """
+    opened = task.open_executions
+    current = opened.get(execution_id)
+    if current is not None and attempt < current.attempt:
+        return None
+    if current is None or attempt > current.attempt:
+        current = opened[execution_id] = OpenExecution(attempt=attempt)
+        while len(opened) > state.history_limit:
+            del opened[next(iter(opened))]
+    return current
 
 
 def _execution(state: ProjectionState, task: TaskState, execution_id: str) -> ExecutionState:

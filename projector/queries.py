@@ -1,12 +1,14 @@
 """The query protocol over NATS request-reply: request types, answering them, asking them.
 
 A projector answers on `contracts.queries` subjects; any process asks with `ask_tasks`,
-`ask_history` or `ask_status`, which return ``None`` when no projector answers.
+`ask_history`, `ask_failures`, `ask_execution` or `ask_status`, which return ``None`` when no
+projector answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -15,10 +17,24 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request
 
-from contracts.queries import HISTORY_QUERY, STATUS_QUERY, TASKS_QUERY
+from contracts.events import UtcDatetime
+from contracts.queries import (
+    EXECUTION_QUERY,
+    FAILURES_QUERY,
+    HISTORY_QUERY,
+    STATUS_QUERY,
+    TASKS_QUERY,
+)
 from projector.errors import AmbiguousTaskError, QueryError, UnknownTaskError
 from projector.state import ProjectionState
-from projector.views import find_tasks, history, task_view
+from projector.views import (
+    execution_view,
+    find_executions,
+    find_tasks,
+    history,
+    list_failures,
+    task_view,
+)
 
 DEFAULT_QUERY_TIMEOUT: Final = 2.0
 """Seconds to wait for a projector's answer before replaying in-process instead."""
@@ -41,6 +57,22 @@ class HistoryRequest(msgspec.Struct, kw_only=True):
     task_id: str
     tenant_id: str | None = None
     limit: int = 20
+
+
+class FailuresRequest(msgspec.Struct, kw_only=True):
+    """Ask for the executions that ended failed, newest first."""
+
+    tenant_id: str | None = None
+    since: UtcDatetime | None = None
+    """Only executions that ended at or after this instant."""
+    limit: int = 20
+
+
+class ExecutionRequest(msgspec.Struct, kw_only=True):
+    """Ask for the executions of one id, wherever they are in the history."""
+
+    execution_id: str
+    tenant_id: str | None = None
 
 
 class StatusReply(msgspec.Struct, kw_only=True):
@@ -126,22 +158,51 @@ class QueryHandlers:
             tenants = [t.tenant_id for t in found]
             await request.respond_error("409", str(AmbiguousTaskError(query.task_id, tenants)))
             return
+        views = history(found[0], limit=max(0, query.limit))
+        await request.respond(self._items_reply(state, views))
+
+    async def failures(self, request: Request) -> None:
+        """Reply to a `FailuresRequest`."""
+        try:
+            query = msgspec.json.decode(request.data or b"{}", type=FailuresRequest)
+        except msgspec.DecodeError as error:
+            await request.respond_error("400", f"bad failures request: {error}")
+            return
+        state = self._state()
+        views = list_failures(
+            state, tenant_id=query.tenant_id, since=query.since, limit=max(0, query.limit)
+        )
+        await request.respond(self._items_reply(state, views))
+
+    async def execution(self, request: Request) -> None:
+        """Reply to an `ExecutionRequest`."""
+        try:
+            query = msgspec.json.decode(request.data or b"{}", type=ExecutionRequest)
+        except msgspec.DecodeError as error:
+            await request.respond_error("400", f"bad execution request: {error}")
+            return
+        state = self._state()
+        found = find_executions(state, query.execution_id, query.tenant_id)
+        views = [execution_view(task, execution) for task, execution in found]
+        await request.respond(self._items_reply(state, views))
+
+    def _items_reply(self, state: ProjectionState, views: Iterable[msgspec.Struct]) -> bytes:
+        """``{"sequence", "items", "truncated"}`` with as many items as fit the reply budget."""
         parts: list[bytes] = []
         size = 0
         truncated = False
-        for view in history(found[0], limit=max(0, query.limit)):
+        for view in views:
             part = _json.encode(view)
             if parts and size + len(part) > self._budget:
                 truncated = True
                 break
             parts.append(part)
             size += len(part) + 1
-        body = b'{"sequence":%d,"items":[%s],"truncated":%s}' % (
+        return b'{"sequence":%d,"items":[%s],"truncated":%s}' % (
             state.sequence,
             b",".join(parts),
             b"true" if truncated else b"false",
         )
-        await request.respond(body)
 
     async def status(self, request: Request) -> None:
         """Reply with the projector's `StatusReply`."""
@@ -197,6 +258,40 @@ async def ask_history(
     """A task's executions from a projector, newest first, or ``None`` if none answers."""
     request = HistoryRequest(task_id=task_id, tenant_id=tenant_id, limit=limit)
     reply = await _ask(nc, HISTORY_QUERY, _json.encode(request), answer_within)
+    if reply is None:
+        return None
+    items: list[dict[str, Any]] = reply["items"]
+    return items
+
+
+async def ask_failures(
+    nc: Client,
+    *,
+    tenant_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 20,
+    answer_within: float = DEFAULT_QUERY_TIMEOUT,
+) -> list[dict[str, Any]] | None:
+    """Executions that ended failed, newest first, from a projector; ``None`` if none answers."""
+    request = FailuresRequest(tenant_id=tenant_id, since=since, limit=limit)
+    reply = await _ask(nc, FAILURES_QUERY, _json.encode(request), answer_within)
+    if reply is None:
+        return None
+    items: list[dict[str, Any]] = reply["items"]
+    return items
+
+
+async def ask_execution(
+    nc: Client,
+    execution_id: str,
+    *,
+    tenant_id: str | None = None,
+    answer_within: float = DEFAULT_QUERY_TIMEOUT,
+) -> list[dict[str, Any]] | None:
+    """The executions of that id in a projector's history (usually one, none if it does not
+    know it), or ``None`` if no projector answers."""
+    request = ExecutionRequest(execution_id=execution_id, tenant_id=tenant_id)
+    reply = await _ask(nc, EXECUTION_QUERY, _json.encode(request), answer_within)
     if reply is None:
         return None
     items: list[dict[str, Any]] = reply["items"]

@@ -34,6 +34,8 @@ from pydantic_settings import SettingsConfigDict
 
 from contracts.errors import SchedulerError
 from contracts.queries import (
+    EXECUTION_QUERY,
+    FAILURES_QUERY,
     HISTORY_QUERY,
     QUERY_QUEUE_GROUP,
     QUERY_SERVICE_NAME,
@@ -171,6 +173,12 @@ class Projector(NatsService):
         )
         await service.add_endpoint(name="tasks", subject=TASKS_QUERY, handler=handlers.tasks)
         await service.add_endpoint(name="history", subject=HISTORY_QUERY, handler=handlers.history)
+        await service.add_endpoint(
+            name="failures", subject=FAILURES_QUERY, handler=handlers.failures
+        )
+        await service.add_endpoint(
+            name="execution", subject=EXECUTION_QUERY, handler=handlers.execution
+        )
         await service.add_endpoint(name="status", subject=STATUS_QUERY, handler=handlers.status)
         self._housekeeping_started = True
         self.start_loop(self._housekeep(), "housekeeping")

@@ -53,11 +53,15 @@ class AttemptState(msgspec.Struct, kw_only=True, gc=False):
 
 
 class ExecutionState(msgspec.Struct, kw_only=True, gc=False):
-    """One execution: the attempts of one fire (or one manual trigger)."""
+    """One execution: the attempts of one fire (or one manual trigger or re-run)."""
 
     execution_id: str
     trigger: Trigger | None = None
     """``None`` when its ``TaskDue`` is not in the stream (trimmed by age)."""
+    rerun_of: str | None = None
+    """The execution this one runs again (trigger ``rerun``)."""
+    reruns: list[str] = []
+    """The executions that ran this one again, oldest first."""
     scheduled_for: datetime | None = None
     missed_fires: int = 0
     due_at: datetime | None = None
@@ -65,6 +69,30 @@ class ExecutionState(msgspec.Struct, kw_only=True, gc=False):
     outcome: ExecutionOutcome | None = None
     """``None`` while the execution is open."""
     ended_at: datetime | None = None
+
+
+class OpenExecution(msgspec.Struct, kw_only=True, gc=False):
+    """Where an execution without a ``TaskSucceeded`` or ``TaskFailed`` stands.
+
+    Its current attempt is due (``due_at`` set, not started), running (``started_at`` set) or
+    ended with a retry pending (``retry_at`` set: attempt ``attempt + 1`` comes then).
+    """
+
+    attempt: int
+    due_at: datetime | None = None
+    """When the current attempt's ``TaskDue`` was recorded (``None``: not in the stream)."""
+    started_at: datetime | None = None
+    retry_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker runs the current attempt."""
+        return self.started_at is not None and self.retry_at is None
+
+    @property
+    def waiting_for_executor(self) -> bool:
+        """Whether the current attempt is due and no worker has taken it."""
+        return self.due_at is not None and self.started_at is None and self.retry_at is None
 
 
 class TaskState(msgspec.Struct, kw_only=True, gc=False):
@@ -86,10 +114,9 @@ class TaskState(msgspec.Struct, kw_only=True, gc=False):
     status_changed_at: datetime | None = None
     last_fire_at: datetime | None = None
     """The newest schedule fire seen (run, caught up or skipped)."""
-    running_execution_id: str | None = None
-    """The newest execution that has not ended."""
-    retry_at: datetime | None = None
-    """When the next attempt of the open execution is due, after a failed attempt."""
+    open_executions: dict[str, OpenExecution] = {}
+    """Executions that have not ended, by id, oldest opened first; at most the state's
+    ``history_limit`` (an older one still open is taken for lost)."""
     last_outcome: ExecutionOutcome | None = None
     last_outcome_at: datetime | None = None
     consecutive_failures: int = 0
@@ -103,6 +130,27 @@ class TaskState(msgspec.Struct, kw_only=True, gc=False):
     last_event_at: datetime | None = None
     executions: dict[str, ExecutionState] = {}
     """Newest last, at most the state's ``history_limit``."""
+
+    @property
+    def running_execution_id(self) -> str | None:
+        """The newest execution that has not ended."""
+        return next(reversed(self.open_executions), None)
+
+    @property
+    def retry_at(self) -> datetime | None:
+        """The earliest pending retry of the open executions."""
+        pending = [e.retry_at for e in self.open_executions.values() if e.retry_at is not None]
+        return min(pending, default=None)
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """Since when the longest-waiting due, unstarted attempt waits for an executor."""
+        waiting = [
+            e.due_at
+            for e in self.open_executions.values()
+            if e.waiting_for_executor and e.due_at is not None
+        ]
+        return min(waiting, default=None)
 
 
 class ProjectionState(msgspec.Struct, kw_only=True, gc=False):

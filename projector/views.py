@@ -68,6 +68,8 @@ class TaskView(msgspec.Struct, kw_only=True):
     last_skip_reason: str | None
     last_skipped_at: datetime | None
     last_event_at: datetime | None
+    waiting_since: datetime | None = None
+    """When the longest-waiting open attempt that no executor has taken yet became due."""
 
 
 class AttemptView(msgspec.Struct, kw_only=True):
@@ -103,19 +105,43 @@ class ExecutionView(msgspec.Struct, kw_only=True):
     outcome: ExecutionOutcome | None
     ended_at: datetime | None
     attempts: list[AttemptView]
+    rerun_of: str | None = None
+    """The execution this one runs again (trigger ``rerun``)."""
+    reruns: list[str] = []
+    """The executions that ran this one again, oldest first."""
+
+
+class FailureView(msgspec.Struct, kw_only=True):
+    """One row of ``failures``: an execution that ended failed."""
+
+    tenant_id: str
+    task_id: str
+    execution_id: str
+    trigger: Trigger | None
+    ended_at: datetime | None
+    attempts: int
+    error: TaskError | None
+    failure_reason: FailureReason | None
+    decision: RetryDecision | None
+    rerun_of: str | None
+    reruns: list[str]
 
 
 def task_status(task: TaskState) -> TaskStatus:
-    """What a task is doing, in one word."""
+    """What a task is doing, in one word: an attempt running wins over a pending retry, which
+    wins over an attempt waiting for an executor."""
     if not task.registered:
         return "unregistered"
     if task.paused:
         return "paused"
-    if task.running_execution_id is not None:
-        execution = task.executions.get(task.running_execution_id)
-        if execution is not None:
-            return execution_status(execution)  # type: ignore[return-value]
-    return "idle"
+    opened = task.open_executions.values()
+    if not opened:
+        return "idle"
+    if any(e.running for e in opened):
+        return "running"
+    if any(e.retry_at is not None for e in opened):
+        return "retrying"
+    return "due"
 
 
 def execution_status(execution: ExecutionState) -> ExecutionStatus:
@@ -179,6 +205,7 @@ def task_view(task: TaskState) -> TaskView:
         last_skip_reason=task.last_skip_reason,
         last_skipped_at=task.last_skipped_at,
         last_event_at=task.last_event_at,
+        waiting_since=task.waiting_since,
     )
 
 
@@ -216,6 +243,26 @@ def execution_view(task: TaskState, execution: ExecutionState) -> ExecutionView:
         outcome=execution.outcome,
         ended_at=execution.ended_at,
         attempts=[attempt_view(a) for a in execution.attempts],
+        rerun_of=execution.rerun_of,
+        reruns=list(execution.reruns),
+    )
+
+
+def failure_view(task: TaskState, execution: ExecutionState) -> FailureView:
+    """The `FailureView` of an execution of ``task`` that ended failed."""
+    last = next((a for a in reversed(execution.attempts) if a.outcome == "failed"), None)
+    return FailureView(
+        tenant_id=task.tenant_id,
+        task_id=task.task_id,
+        execution_id=execution.execution_id,
+        trigger=execution.trigger,
+        ended_at=execution.ended_at,
+        attempts=len(execution.attempts),
+        error=last.error if last else None,
+        failure_reason=last.failure_reason if last else None,
+        decision=last.decision if last else None,
+        rerun_of=execution.rerun_of,
+        reruns=list(execution.reruns),
     )
 
 
@@ -239,6 +286,56 @@ def history(task: TaskState, *, limit: int | None = None) -> list[ExecutionView]
     if limit is not None:
         executions = executions[:limit]
     return [execution_view(task, e) for e in executions]
+
+
+def list_failures(
+    state: ProjectionState,
+    *,
+    tenant_id: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[FailureView]:
+    """Executions in the history that ended failed (at or after ``since``), newest first."""
+    found: list[tuple[TaskState, ExecutionState]] = []
+    for task in state.tasks.values():
+        if (tenant_id is not None and task.tenant_id != tenant_id) or not task.failed:
+            continue  # a task that never failed is passed over without a look at its history
+        found.extend(
+            (task, execution)
+            for execution in task.executions.values()
+            if execution.outcome == "failed" and _ended_since(execution, since)
+        )
+    found.sort(key=_newest_first)
+    if limit is not None:
+        found = found[: max(0, limit)]
+    return [failure_view(task, execution) for task, execution in found]
+
+
+def _ended_since(execution: ExecutionState, since: datetime | None) -> bool:
+    if since is None:
+        return True
+    return execution.ended_at is not None and execution.ended_at >= since
+
+
+def _newest_first(found: tuple[TaskState, ExecutionState]) -> tuple[float, str, str, str]:
+    task, execution = found
+    ended = execution.ended_at.timestamp() if execution.ended_at is not None else float("-inf")
+    return -ended, task.tenant_id, task.task_id, execution.execution_id
+
+
+def find_executions(
+    state: ProjectionState, execution_id: str, tenant_id: str | None = None
+) -> list[tuple[TaskState, ExecutionState]]:
+    """The executions called ``execution_id`` in the history (of ``tenant_id``, or of any)."""
+    found: list[tuple[TaskState, ExecutionState]] = []
+    for task in state.tasks.values():
+        if tenant_id is not None and task.tenant_id != tenant_id:
+            continue
+        execution = task.executions.get(execution_id)
+        if execution is not None:
+            found.append((task, execution))
+    found.sort(key=lambda pair: (pair[0].tenant_id, pair[0].task_id))
+    return found
 
 
 def find_tasks(state: ProjectionState, task_id: str, tenant_id: str | None) -> list[TaskState]:

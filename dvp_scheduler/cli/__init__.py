@@ -14,6 +14,7 @@ from dvp_scheduler.cli import (
     operate,
     projector,
     query,
+    rerun,
     schema,
     status,
     ticker,
@@ -22,7 +23,7 @@ from dvp_scheduler.cli import (
 from dvp_scheduler.cli._common import add_logging_arguments, configure_logging
 
 # Each module adds its subcommands with register(); one line here per module.
-_COMMAND_MODULES = [up, init, ticker, executor, projector, query, status, operate, schema]
+_COMMAND_MODULES = [up, init, ticker, executor, projector, query, status, operate, rerun, schema]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,9 @@
-"""Operator commands that write events: ``trigger``, ``pause`` and ``resume``."""
+"""Operator commands that write events: ``trigger``, ``pause`` and ``resume``.
+
+``trigger`` refuses while the task's newest execution is open (due, running, or waiting for a
+retry), so that an operator does not start a second run by accident; ``--force`` starts one
+beside it.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +14,24 @@ import socket
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.errors import APIError
 
 from contracts import (
-    EventKind,
-    TaskDue,
     TaskPaused,
     TaskResumed,
     encode,
     event_headers,
     event_subject,
     new_execution_id,
-    subject,
     validate_task_id,
     validate_tenant_id,
 )
-from contracts.errors import SchedulerError, UnknownTaskError
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
     connection_from_arguments,
 )
+from dvp_scheduler.cli._executions import publish_operator_due, require_registered
 from natsio import NatsConnection
-from natsio.errors import is_guard_refusal
-from natsio.lookup import decode_stored, last_message, read_task_standing
-
-_PUBLISH_TRIES = 5
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +39,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "trigger",
         help="run a task now (publishes TaskDue with trigger 'manual')",
         description="Publish a TaskDue with trigger 'manual' for a registered task; an "
-        "executor runs it at once, with the task's usual timeout and retries.",
+        "executor runs it at once, with the task's usual timeout and retries. Refused while "
+        "the task's newest execution is open (waiting for an executor, running, or waiting "
+        "for a retry); --force starts a separate execution beside it.",
+    )
+    trigger.add_argument(
+        "--force",
+        action="store_true",
+        help="start a separate execution even if the newest one is still open",
     )
     pause = commands.add_parser(
         "pause",
@@ -69,24 +72,52 @@ def _run(args: argparse.Namespace) -> int:
     tenant_id = validate_tenant_id(args.tenant)
     task_id = validate_task_id(args.task_id)
     message = asyncio.run(
-        _operate(connection, args.action, tenant_id, task_id, getattr(args, "note", ""))
+        _operate(
+            connection,
+            args.action,
+            tenant_id,
+            task_id,
+            getattr(args, "note", ""),
+            force=getattr(args, "force", False),
+        )
     )
     print(message)
     return 0
 
 
 async def _operate(
-    connection: NatsConnection, action: str, tenant_id: str, task_id: str, note: str
+    connection: NatsConnection,
+    action: str,
+    tenant_id: str,
+    task_id: str,
+    note: str,
+    *,
+    force: bool = False,
 ) -> str:
     nc = await connect_once(connection, Client)
     try:
         js = nc.jetstream()
-        paused = await _require_registered(js, tenant_id, task_id)
+        paused = await require_registered(js, tenant_id, task_id)
         now = datetime.now(UTC)
         if action == "trigger":
-            due = await _publish_manual_due(js, tenant_id, task_id)
-            note_paused = " (the task is paused; a manual trigger runs anyway)" if paused else ""
-            return f"triggered {tenant_id}/{task_id}: execution {due.execution_id}{note_paused}"
+            published = await publish_operator_due(
+                js,
+                tenant_id,
+                task_id,
+                execution_id=new_execution_id(),
+                trigger="manual",
+                force=force,
+            )
+            message = f"triggered {tenant_id}/{task_id}: execution {published.due.execution_id}"
+            if published.beside is not None:
+                beside = published.beside
+                message += (
+                    f", a separate execution (--force) beside the open execution "
+                    f"{beside.execution_id}: {beside.doing}"
+                )
+            if paused:
+                message += " (the task is paused; a manual trigger runs anyway)"
+            return message
         actor = f"{getpass.getuser()}@{socket.gethostname()}"
         event: TaskPaused | TaskResumed
         if action == "pause":
@@ -105,49 +136,3 @@ async def _operate(
         return f"{action}d {tenant_id}/{task_id}"
     finally:
         await nc.close()
-
-
-async def _require_registered(js: JetStreamContext, tenant_id: str, task_id: str) -> bool:
-    """Raise `UnknownTaskError` unless the task is registered; return whether it is paused."""
-    standing = await read_task_standing(js, tenant_id, task_id)
-    if not standing.registered:
-        state = "was unregistered" if standing.known else "is not registered"
-        raise UnknownTaskError(task_id, tenant_id, state)
-    return standing.paused
-
-
-async def _publish_manual_due(js: JetStreamContext, tenant_id: str, task_id: str) -> TaskDue:
-    """Publish a manual TaskDue that carries the schedule's last fire over (see TaskDue)."""
-    due_subject = subject(tenant_id, EventKind.DUE, task_id)
-    execution_id = new_execution_id()
-    for _ in range(_PUBLISH_TRIES):
-        last = await last_message(js, due_subject)
-        if last is None:
-            last_seq, fire_at = 0, None
-        else:
-            last_seq = int(last.seq or 0)
-            previous = decode_stored(last)
-            fire_at = previous.fire_at if isinstance(previous, TaskDue) else None
-        now = datetime.now(UTC)
-        due = TaskDue(
-            tenant_id=tenant_id,
-            task_id=task_id,
-            occurred_at=now,
-            execution_id=execution_id,
-            attempt=1,
-            trigger="manual",
-            scheduled_for=now,
-            fire_at=fire_at,
-        )
-        try:
-            await js.publish(
-                due_subject,
-                encode(due),
-                headers=event_headers(due, expected_last_subject_sequence=last_seq),
-            )
-        except APIError as error:
-            if is_guard_refusal(error):
-                continue  # a ticker published meanwhile: read again, carry its fire over
-            raise
-        return due
-    raise SchedulerError(f"could not publish the trigger for {task_id!r}: the due subject is busy")

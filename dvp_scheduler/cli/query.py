@@ -1,8 +1,9 @@
-"""The read side: ``tasks``, ``history``, ``events``, ``replay`` and ``next``.
+"""The read side: ``tasks``, ``history``, ``failures``, ``events``, ``replay`` and ``next``.
 
-``tasks`` and ``history`` ask a running projector and, when none answers, replay the stream
-in-process (saying so on stderr). ``replay`` always folds in-process: the audit tool. Tables are
-for people; ``--json`` prints objects with the stable field names of `projector.views`.
+``tasks``, ``history`` and ``failures`` ask a running projector and, when none answers, replay
+the stream in-process (saying so on stderr). ``replay`` always folds in-process: the audit tool.
+Tables are for people; ``--json`` prints objects with the stable field names of
+`projector.views`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from contracts import (
     validate_task_id,
 )
 from contracts.events import event_type
-from contracts.queries import HISTORY_QUERY, TASKS_QUERY
+from contracts.queries import FAILURES_QUERY, HISTORY_QUERY, TASKS_QUERY
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
@@ -53,10 +54,11 @@ from projector import (
     UnknownTaskError,
     find_tasks,
     history,
+    list_failures,
     list_tasks,
     replay,
 )
-from projector.queries import ask_history, ask_tasks
+from projector.queries import ask_failures, ask_history, ask_tasks
 
 T = TypeVar("T")
 
@@ -84,6 +86,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     hist.add_argument("--tenant", metavar="T", help="the task's tenant (needed if ambiguous)")
     hist.add_argument("--limit", type=int, default=20, metavar="N", help="executions (20)")
     hist.set_defaults(handler=_history)
+
+    fails = commands.add_parser(
+        "failures",
+        help="executions that ended failed, newest first",
+        description="List the executions in the projector's history that ended failed (retries "
+        "exhausted, declined or aborted, or lost), newest first (replays in-process if no "
+        "projector answers).",
+    )
+    _common(fails)
+    fails.add_argument("--tenant", metavar="T", help="only this tenant's executions")
+    fails.add_argument(
+        "--since", type=_instant, metavar="INSTANT", help="ended at or after (RFC 3339)"
+    )
+    fails.add_argument("--limit", type=int, default=20, metavar="N", help="executions (20)")
+    fails.set_defaults(handler=_failures)
 
     events = commands.add_parser(
         "events",
@@ -154,8 +171,8 @@ async def _tasks_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         items = await ask_tasks(nc, tenant_id=args.tenant, include_unregistered=args.all)
         if items is not None:
             return items
-        _say(f"no projector answered on {TASKS_QUERY}; replaying the stream in-process")
-        state = await _replay_state(nc)
+        say(f"no projector answered on {TASKS_QUERY}; replaying the stream in-process")
+        state = await replay_state(nc)
         views = list_tasks(state, tenant_id=args.tenant, include_unregistered=args.all)
         return _builtins(views)
 
@@ -172,8 +189,8 @@ async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         items = await ask_history(nc, args.task_id, tenant_id=args.tenant, limit=args.limit)
         if items is not None:
             return items
-        _say(f"no projector answered on {HISTORY_QUERY}; replaying the stream in-process")
-        state = await _replay_state(nc)
+        say(f"no projector answered on {HISTORY_QUERY}; replaying the stream in-process")
+        state = await replay_state(nc)
         found = find_tasks(state, args.task_id, args.tenant)
         if not found:
             raise UnknownTaskError(args.task_id, args.tenant)
@@ -182,8 +199,26 @@ async def _history_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         return _builtins(history(found[0], limit=max(0, args.limit)))
 
 
-async def _replay_state(nc: Client, until: datetime | None = None) -> ProjectionState:
-    """Replay in-process, with progress on stderr when it is a terminal."""
+def _failures(args: argparse.Namespace) -> int:
+    items = _run(_failures_async(args))
+    _print(args, items, _failure_table)
+    return 0
+
+
+async def _failures_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with _connected(args, "dvp-scheduler-failures") as nc:
+        items = await ask_failures(nc, tenant_id=args.tenant, since=args.since, limit=args.limit)
+        if items is not None:
+            return items
+        say(f"no projector answered on {FAILURES_QUERY}; replaying the stream in-process")
+        state = await replay_state(nc)
+        views = list_failures(state, tenant_id=args.tenant, since=args.since, limit=args.limit)
+        return _builtins(views)
+
+
+async def replay_state(nc: Client, until: datetime | None = None) -> ProjectionState:
+    """The state replayed in-process (as of ``until``), with progress on stderr when it is a
+    terminal; an empty state when there is no stream yet."""
     progress = _progress_printer() if sys.stderr.isatty() else None
     try:
         return await replay(nc, until=until, progress=progress)
@@ -203,11 +238,11 @@ def _replay(args: argparse.Namespace) -> int:
 async def _replay_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     async with _connected(args, "dvp-scheduler-replay") as nc:
         started = time.perf_counter()
-        state = await _replay_state(nc, args.until)
+        state = await replay_state(nc, args.until)
         elapsed = time.perf_counter() - started
     as_of = f" as of {args.until.isoformat()}" if args.until else ""
     skipped = sum(state.unknown_events.values()) + state.invalid_messages
-    _say(
+    say(
         f"replayed {state.events_applied} events up to stream sequence {state.sequence}{as_of}"
         + (f"; skipped {skipped} unknown or invalid messages" if skipped else "")
         + f" in {elapsed:.2f} s ({state.sequence / elapsed if elapsed else 0:,.0f} messages/s)"
@@ -271,7 +306,7 @@ async def _events_async(args: argparse.Namespace) -> None:
         except NotFoundError:
             if not args.follow:
                 return
-            _say(f"no stream {STREAM_NAME} yet: waiting for the first service to create it")
+            say(f"no stream {STREAM_NAME} yet: waiting for the first service to create it")
             await _stream_created(js)
         if not args.follow:
             await read_to_end(nc, show, subject=filter_subject, start_time=args.since)
@@ -299,7 +334,7 @@ def _next(args: argparse.Namespace) -> int:
     validate_task_id(args.task_id)
     fires, tenant, paused = _run(_next_async(args))
     if paused:
-        _say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
+        say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
     if args.json:
         print(json.dumps([f.isoformat().replace("+00:00", "Z") for f in fires]))
     else:
@@ -360,7 +395,8 @@ def _builtins(views: Sequence[msgspec.Struct]) -> list[dict[str, Any]]:
     return result
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
+    """Tell the user something on stderr, prefixed with the command's name."""
     print(f"dvp-scheduler: {text}", file=sys.stderr, flush=True)
 
 
@@ -393,6 +429,7 @@ def _task_table(items: list[dict[str, Any]]) -> None:
     if not items:
         print("no tasks")
         return
+    now = datetime.now(UTC)
     rows = [
         ["TENANT", "TASK", "SCHEDULE", "STATUS", "NEXT FIRE", "LAST OUTCOME", "OK/FAIL/RETRY/SKIP"]
     ]
@@ -405,13 +442,40 @@ def _task_table(items: list[dict[str, Any]]) -> None:
                 t["tenant_id"],
                 t["task_id"],
                 t["schedule"] or "-",
-                t["status"],
+                _status_cell(t, now),
                 _short(t["next_fire_at"]),
                 last,
                 f"{t['succeeded']}/{t['failed']}/{t['retried']}/{t['skipped']}",
             ]
         )
     _columns(rows)
+
+
+def _status_cell(task: dict[str, Any], now: datetime) -> str:
+    """The status, and how long an attempt has waited for an executor, if one does."""
+    status: str = task["status"]
+    since = task.get("waiting_since")
+    if not since or status in ("paused", "unregistered"):
+        return status
+    waited = _duration((now - datetime.fromisoformat(since)).total_seconds())
+    if status == "due":
+        return f"due (waiting for an executor for {waited})"
+    return f"{status} (another attempt waits for an executor for {waited})"
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m12s``, ``2h05m``, ``3d04h``."""
+    whole = max(0, int(seconds))
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 
 
 def _history_table(items: list[dict[str, Any]]) -> None:
@@ -422,6 +486,7 @@ def _history_table(items: list[dict[str, Any]]) -> None:
         print(
             f"{execution['execution_id']}  {execution['trigger'] or '-'}  "
             f"scheduled {_short(execution['scheduled_for'])}  {execution['status']}"
+            + _rerun_links(execution)
         )
         for attempt in execution["attempts"]:
             line = (
@@ -437,3 +502,36 @@ def _history_table(items: list[dict[str, Any]]) -> None:
             if attempt["retry_at"]:
                 line += f"  retry at {_short(attempt['retry_at'])}"
             print(line)
+
+
+def _rerun_links(execution: dict[str, Any]) -> str:
+    """``  re-run of X`` and ``  re-run as Y, Z``, where the execution has such links."""
+    links = ""
+    if execution.get("rerun_of"):
+        links += f"  re-run of {execution['rerun_of']}"
+    if execution.get("reruns"):
+        links += f"  re-run as {', '.join(execution['reruns'])}"
+    return links
+
+
+def _failure_table(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("no failed executions")
+        return
+    rows = [["ENDED", "TENANT", "TASK", "EXECUTION", "ATTEMPTS", "REASON", "DECISION", "ERROR"]]
+    for f in items:
+        error = f["error"]
+        decision = f["decision"] or {}
+        rows.append(
+            [
+                _short(f["ended_at"]),
+                f["tenant_id"],
+                f["task_id"],
+                f["execution_id"] + (f" (re-run as {f['reruns'][-1]})" if f["reruns"] else ""),
+                str(f["attempts"]),
+                f["failure_reason"] or "-",
+                decision.get("reason") or decision.get("source") or "-",
+                f"{error['kind']}: {error['message']}" if error else "-",
+            ]
+        )
+    _columns(rows)

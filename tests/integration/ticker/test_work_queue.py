@@ -1,4 +1,4 @@
-"""A ticker makes sure the executors' consumer exists before its first TaskDue."""
+"""A ticker makes sure the tenant's executor consumer exists before its first TaskDue."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from nats.js.api import StreamInfo
 from contracts import STREAM_NAME, Schedule
 from contracts.stream import executor_durable
 from natsio import NatsConnection
-from tests.integration.ticker.helpers import publish, registered
+from tests.integration.ticker.helpers import TENANT, publish, registered
 from tests.support import eventually
 from ticker import Ticker, TickerSettings
 
@@ -21,10 +21,10 @@ async def test_fires_wait_in_the_executor_queue_even_before_any_executor_started
 ) -> None:
     await publish(js, registered("queue.every-second", Schedule(interval_seconds=1)))
     async with Ticker(TickerSettings(connection=connection)):
-        consumer = await js.consumer_info(STREAM_NAME, executor_durable("default"))
-        assert consumer.config.filter_subject == "dvp.tasks.*.due.>"
+        consumer = await js.consumer_info(STREAM_NAME, executor_durable(TENANT))
+        assert consumer.config.filter_subject == f"dvp.tasks.{TENANT}.due.>"
 
         async def queued() -> int:
-            return (await js.consumer_info(STREAM_NAME, executor_durable("default"))).num_pending
+            return (await js.consumer_info(STREAM_NAME, executor_durable(TENANT))).num_pending
 
         assert await eventually(queued, within=5, message="a TaskDue waiting for executors") >= 1

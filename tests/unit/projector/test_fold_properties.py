@@ -3,13 +3,22 @@ guarantee 9)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
-from contracts import Event, encode
-from projector import ProjectionState, apply, ingest
+from contracts import (
+    Event,
+    RetryScheduled,
+    TaskDue,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    encode,
+)
+from projector import ProjectionState, apply, ingest, task_view
 from projector.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint
 from tests.unit.projector import events as ev
 
@@ -35,8 +44,11 @@ def an_event(draw: st.DrawFn) -> Event:
     if kind == 3:
         return ev.resumed(when, task=task)
     if kind == 4:
-        trigger = draw(st.sampled_from(["schedule", "catchup", "retry", "manual"]))
-        return ev.due(fire, attempt=attempt, when=when, trigger=trigger, task=task)
+        trigger = draw(st.sampled_from(["schedule", "catchup", "retry", "manual", "rerun"]))
+        due = ev.due(fire, attempt=attempt, when=when, trigger=trigger, task=task)
+        if trigger == "rerun":
+            return replace(due, rerun_of=ev.execution(draw(FIRES), task=task))
+        return due
     if kind == 5:
         return ev.skipped(fire, draw(st.sampled_from(["overlap", "missed", "paused"])), task=task)
     if kind == 6:
@@ -85,3 +97,90 @@ def test_two_chunks_with_a_checkpoint_between_equal_one_pass(
     assert encode_checkpoint(
         Checkpoint(stream="DVP_TASKS", stream_created=None, state=resumed)
     ) == encode_checkpoint(Checkpoint(stream="DVP_TASKS", stream_created=None, state=whole))
+
+
+LARGE = 100
+"""A history limit no generated list reaches: nothing is dropped."""
+
+
+@given(EVENT_LISTS)
+def test_the_open_executions_are_those_without_an_outcome(events: list[Event]) -> None:
+    state = fold(events, LARGE)
+    for task in state.tasks.values():
+        mine = [e for e in events if (e.tenant_id, e.task_id) == (task.tenant_id, task.task_id)]
+        first_opened: dict[str, int] = {}
+        ended: set[str] = set()
+        for index, event in enumerate(mine):
+            if isinstance(event, TaskDue | TaskStarted | RetryScheduled):
+                first_opened.setdefault(event.execution_id, index)
+            elif isinstance(event, TaskSucceeded | TaskFailed):
+                ended.add(event.execution_id)
+        still_open = {e: i for e, i in first_opened.items() if e not in ended}
+        assert set(task.open_executions) == set(still_open)
+        newest = max(still_open, key=still_open.__getitem__, default=None)
+        assert task.running_execution_id == newest
+        view = task_view(task)
+        if task.registered and not task.paused:
+            assert (view.status == "idle") == (newest is None)
+            assert (view.status == "retrying") <= (view.retry_at is not None)
+
+
+@given(EVENT_LISTS, WHEN)
+def test_a_separate_execution_leaves_the_others_as_they_were(
+    events: list[Event], when: datetime
+) -> None:
+    state = fold([ev.registered(), *events], LARGE)
+    task = state.task(ev.TENANT, ev.TASK)
+    assert task is not None
+    before = task_view(task)
+    others = {key: replace(entry) for key, entry in task.open_executions.items()}  # copies
+
+    due, start, success = _forced_run(when)
+    apply(state, due)
+    apply(state, start)
+    during = task_view(task)
+    assert (during.retry_at, during.running_execution_id) == (before.retry_at, due.execution_id)
+    assert during.status in ("running", "paused", "unregistered")
+    assert {k: v for k, v in task.open_executions.items() if k != due.execution_id} == others
+
+    apply(state, success)
+    after = task_view(task)
+    assert task.open_executions == others
+    assert (after.status, after.retry_at, after.running_execution_id, after.waiting_since) == (
+        before.status,
+        before.retry_at,
+        before.running_execution_id,
+        before.waiting_since,
+    )
+
+
+def _forced_run(when: datetime) -> tuple[TaskDue, TaskStarted, TaskSucceeded]:
+    """A manual execution that no generated event shares: due, started, succeeded."""
+    due = TaskDue(
+        tenant_id=ev.TENANT,
+        task_id=ev.TASK,
+        occurred_at=when,
+        execution_id="forced-0",
+        attempt=1,
+        trigger="manual",
+        scheduled_for=when,
+    )
+    start = TaskStarted(
+        tenant_id=ev.TENANT,
+        task_id=ev.TASK,
+        occurred_at=when,
+        execution_id=due.execution_id,
+        attempt=1,
+        worker="w",
+        deadline=when,
+    )
+    success = TaskSucceeded(
+        tenant_id=ev.TENANT,
+        task_id=ev.TASK,
+        occurred_at=when,
+        execution_id=due.execution_id,
+        attempt=1,
+        worker="w",
+        duration_ms=1,
+    )
+    return due, start, success

@@ -17,6 +17,7 @@ from natsio.publish import AckedPublisher
 from tests.unit.projector import events
 from tests.unit.projector.events import T0, TASK, TENANT
 from ticker import Ticker, TickerSettings
+from ticker._consumers import ExecutorConsumers
 from ticker._firing import FirePublisher
 from ticker._follower import Follower
 from ticker._stats import TickerStats
@@ -108,7 +109,12 @@ async def test_the_firing_part_schedules_changed_tasks_once_live_and_not_busy() 
     stats = TickerStats()
     follower = Follower(stats, catch_up_seconds=1.0)
     firing = FirePublisher(
-        cast(AckedPublisher, None), follower, stats, TickerSettings(), spawn=_no_spawn
+        cast(AckedPublisher, None),
+        follower,
+        stats,
+        TickerSettings(),
+        spawn=_no_spawn,
+        consumers=cast(ExecutorConsumers, None),
     )
     follower._on_change = firing.task_changed
     await feed(follower, message(1, registered()))

@@ -1,0 +1,235 @@
+"""What the commands that start an execution share: is the task's newest execution still open,
+and publishing the operator's ``TaskDue`` atomically with that check.
+
+Both are read from the stream itself, with the last message of each of the task's execution
+subjects, so they hold with no projector running and are never behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import APIError, NotFoundError
+
+from contracts import (
+    STREAM_NAME,
+    Event,
+    EventKind,
+    ExecutionEvent,
+    RetryScheduled,
+    TaskDue,
+    TaskStarted,
+    Trigger,
+    encode,
+    event_headers,
+    subject,
+)
+from contracts.errors import SchedulerError, UnknownTaskError
+from natsio import executor_consumer_config
+from natsio.errors import is_guard_refusal
+from natsio.lookup import decode_stored, last_message, read_task_standing
+from natsio.provision import ensure_consumer
+
+_PUBLISH_TRIES: Final = 5
+
+
+@dataclass(frozen=True)
+class OpenExecution:
+    """The task's newest execution, which has not ended, and what its current attempt does."""
+
+    tenant_id: str
+    task_id: str
+    execution_id: str
+    attempt: int
+    due_at: datetime
+    """When the current attempt's ``TaskDue`` was recorded."""
+    doing: str
+    """E.g. ``attempt 2 waits for its retry at 2026-11-24T03:01:00Z``."""
+
+    def describe(self) -> str:
+        """One sentence naming the execution and what it does."""
+        return (
+            f"task {self.tenant_id}/{self.task_id} has an open execution {self.execution_id}: "
+            f"{self.doing}"
+        )
+
+
+class ExecutionOpenError(SchedulerError):
+    """An operator asked for a new execution while the task's newest one is open."""
+
+    def __init__(self, open_execution: OpenExecution) -> None:
+        super().__init__(
+            f"{open_execution.describe()}; wait for it, or use --force to start a separate "
+            "execution now"
+        )
+        self.open_execution = open_execution
+
+
+@dataclass(frozen=True)
+class PublishedDue:
+    """A ``TaskDue`` an operator's command published."""
+
+    due: TaskDue
+    sequence: int
+    """Its stream sequence; for a duplicate, that of the ``TaskDue`` the stream already held."""
+    duplicate: bool
+    """The stream already held a ``TaskDue`` of that message id and dropped this one."""
+    beside: OpenExecution | None
+    """The open execution it was forced past, if any."""
+
+
+def instant(value: datetime) -> str:
+    """``2026-11-24T03:00:00Z``: an instant in UTC to the second."""
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def require_registered(js: JetStreamContext, tenant_id: str, task_id: str) -> bool:
+    """Raise `UnknownTaskError` unless the task is registered; return whether it is paused."""
+    standing = await read_task_standing(js, tenant_id, task_id)
+    if not standing.registered:
+        state = "was unregistered" if standing.known else "is not registered"
+        raise UnknownTaskError(task_id, tenant_id, state)
+    return standing.paused
+
+
+async def publish_operator_due(
+    js: JetStreamContext,
+    tenant_id: str,
+    task_id: str,
+    *,
+    execution_id: str,
+    trigger: Trigger,
+    rerun_of: str | None = None,
+    force: bool = False,
+) -> PublishedDue:
+    """Publish attempt 1 of ``execution_id`` unless the task's newest execution is open.
+
+    The check and the publish see the same last ``TaskDue``: the publish expects its sequence, so
+    a ``TaskDue`` published in between (a ticker's fire, another operator) refuses it, and the
+    check runs again. ``force`` publishes beside an open execution. The due carries the
+    schedule's last fire over, as every ``TaskDue`` not of a fire does.
+    """
+    due_subject = subject(tenant_id, EventKind.DUE, task_id)
+    for _ in range(_PUBLISH_TRIES):
+        last = await last_message(js, due_subject)
+        previous = decode_stored(last) if last is not None else None
+        last_due = previous if isinstance(previous, TaskDue) else None
+        last_seq = int(last.seq or 0) if last is not None else 0
+        open_now = await _still_open(js, last_due, last_seq) if last_due is not None else None
+        if open_now is not None and not force:
+            raise ExecutionOpenError(open_now)
+        now = datetime.now(UTC)
+        due = TaskDue(
+            tenant_id=tenant_id,
+            task_id=task_id,
+            occurred_at=now,
+            execution_id=execution_id,
+            attempt=1,
+            trigger=trigger,
+            scheduled_for=now,
+            fire_at=last_due.fire_at if last_due is not None else None,
+            rerun_of=rerun_of,
+        )
+        headers = event_headers(due, expected_last_subject_sequence=last_seq)
+        # The tenant's executor consumer starts at new messages: it must exist first.
+        await ensure_consumer(js, executor_consumer_config(tenant_id))
+        try:
+            ack = await js.publish(due_subject, encode(due), headers=headers)
+        except APIError as error:
+            if is_guard_refusal(error):
+                continue  # a TaskDue was published meanwhile: check again
+            raise
+        return PublishedDue(
+            due=due, sequence=ack.seq, duplicate=bool(ack.duplicate), beside=open_now
+        )
+    raise SchedulerError(
+        f"could not publish the TaskDue for {tenant_id}/{task_id}: the due subject changed "
+        f"{_PUBLISH_TRIES} times while we tried; try again"
+    )
+
+
+async def _still_open(js: JetStreamContext, due: TaskDue, due_seq: int) -> OpenExecution | None:
+    """Where ``due``'s execution stands, from the events recorded after it; ``None`` if one of
+    them ended it."""
+
+    async def latest(kind: EventKind, *, same_attempt: bool = True) -> Event | None:
+        return await _latest_after(
+            js,
+            subject(due.tenant_id, kind, due.task_id),
+            due_seq,
+            due.execution_id,
+            due.attempt if same_attempt else None,
+        )
+
+    if await latest(EventKind.SUCCEEDED, same_attempt=False) is not None:
+        return None
+    if await latest(EventKind.FAILED, same_attempt=False) is not None:
+        return None
+    retry = await latest(EventKind.RETRY)
+    started = await latest(EventKind.STARTED)
+    if isinstance(retry, RetryScheduled):
+        doing = f"attempt {retry.attempt + 1} waits for its retry at {instant(retry.retry_at)}"
+    elif isinstance(started, TaskStarted):
+        doing = (
+            f"attempt {due.attempt} is running on worker {started.worker} "
+            f"since {instant(started.occurred_at)}"
+        )
+    else:
+        doing = f"attempt {due.attempt} waits for an executor since {instant(due.occurred_at)}"
+    return OpenExecution(
+        tenant_id=due.tenant_id,
+        task_id=due.task_id,
+        execution_id=due.execution_id,
+        attempt=due.attempt,
+        due_at=due.occurred_at,
+        doing=doing,
+    )
+
+
+async def _latest_after(
+    js: JetStreamContext, subject_name: str, after: int, execution_id: str, attempt: int | None
+) -> Event | None:
+    """The newest event on ``subject_name`` after stream sequence ``after`` that belongs to
+    ``execution_id`` (and ``attempt``, if given).
+
+    Usually the subject's last message answers. Only when it belongs to another execution
+    running beside this one are the subject's messages since ``after`` read one by one; there
+    are few, as each belongs to an attempt that was due before ``after``.
+    """
+    last = await last_message(js, subject_name)
+    if last is None or int(last.seq or 0) <= after:
+        return None
+    newest = decode_stored(last)
+    if _belongs(newest, execution_id, attempt):
+        return newest
+    found: Event | None = None
+    sequence = after + 1
+    last_seq = int(last.seq or 0)
+    while sequence < last_seq:
+        raw = await _next_on_subject(js, subject_name, sequence)
+        if raw is None or int(raw.seq or 0) >= last_seq:
+            break
+        event = decode_stored(raw)
+        if _belongs(event, execution_id, attempt):
+            found = event
+        sequence = int(raw.seq or 0) + 1
+    return found
+
+
+async def _next_on_subject(
+    js: JetStreamContext, subject_name: str, sequence: int
+) -> RawStreamMsg | None:
+    try:
+        return await js.get_msg(STREAM_NAME, seq=sequence, subject=subject_name, next=True)
+    except NotFoundError:
+        return None
+
+
+def _belongs(event: Event | None, execution_id: str, attempt: int | None) -> bool:
+    if not isinstance(event, ExecutionEvent) or event.execution_id != execution_id:
+        return False
+    return attempt is None or event.attempt == attempt
