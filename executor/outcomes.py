@@ -8,7 +8,6 @@ Running an attempt and classifying what the plugin did is the plugin host's part
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from contracts import (
     Outcome,
@@ -18,9 +17,8 @@ from contracts import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
-    resolve_retry,
 )
-from contracts.retry import Retry
+from contracts.outcomes import failure_outcome
 from dvp_cms.plugins.attempts import AttemptResult, Success
 from dvp_cms.plugins.hooks.scheduled_tasks import TaskExecutionContext
 
@@ -79,34 +77,29 @@ def outcome_event(
     (exponential backoff with ``jitter`` in [0, 1)); it is ignored on success. No decision can
     exceed ``max_retries``.
     """
-    common: dict[str, Any] = {
-        "tenant_id": due.tenant_id,
-        "task_id": due.task_id,
-        "occurred_at": now,
-        "execution_id": due.execution_id,
-        "attempt": due.attempt,
-        "worker": worker,
-        "duration_ms": result.duration_ms,
-    }
     if isinstance(result, Success):
-        return TaskSucceeded(**common, data=result.data)
-    next_step = resolve_retry(
-        attempt=due.attempt,
-        max_retries=max_retries,
-        failed_at=now,
-        decision=decision,
-        jitter=jitter,
-    )
-    if isinstance(next_step, Retry):
-        return RetryScheduled(
-            **common,
-            error=result.error,
-            retry_at=next_step.retry_at,
-            delay_seconds=next_step.delay_seconds,
-            decision=next_step.decision,
+        return TaskSucceeded(
+            tenant_id=due.tenant_id,
+            task_id=due.task_id,
+            occurred_at=now,
+            execution_id=due.execution_id,
+            attempt=due.attempt,
+            worker=worker,
+            duration_ms=result.duration_ms,
+            data=result.data,
         )
-    return TaskFailed(
-        **common, error=result.error, reason=next_step.reason, decision=next_step.decision
+    return failure_outcome(
+        tenant_id=due.tenant_id,
+        task_id=due.task_id,
+        execution_id=due.execution_id,
+        attempt=due.attempt,
+        worker=worker,
+        duration_ms=result.duration_ms,
+        error=result.error,
+        max_retries=max_retries,
+        decision=decision,
+        now=now,
+        jitter=jitter,
     )
 
 

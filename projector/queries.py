@@ -224,6 +224,17 @@ async def _ask(nc: Client, subject: str, payload: bytes, answer_within: float) -
     return msgspec.json.decode(reply.data)
 
 
+async def _ask_items(
+    nc: Client, subject: str, payload: bytes, answer_within: float
+) -> list[dict[str, Any]] | None:
+    """The ``items`` of a one-page answer, or ``None`` if no projector answers."""
+    reply = await _ask(nc, subject, payload, answer_within)
+    if reply is None:
+        return None
+    items: list[dict[str, Any]] = reply["items"]
+    return items
+
+
 async def ask_tasks(
     nc: Client,
     *,
@@ -257,11 +268,7 @@ async def ask_history(
 ) -> list[dict[str, Any]] | None:
     """A task's executions from a projector, newest first, or ``None`` if none answers."""
     request = HistoryRequest(task_id=task_id, tenant_id=tenant_id, limit=limit)
-    reply = await _ask(nc, HISTORY_QUERY, _json.encode(request), answer_within)
-    if reply is None:
-        return None
-    items: list[dict[str, Any]] = reply["items"]
-    return items
+    return await _ask_items(nc, HISTORY_QUERY, _json.encode(request), answer_within)
 
 
 async def ask_failures(
@@ -274,11 +281,7 @@ async def ask_failures(
 ) -> list[dict[str, Any]] | None:
     """Executions that ended failed, newest first, from a projector; ``None`` if none answers."""
     request = FailuresRequest(tenant_id=tenant_id, since=since, limit=limit)
-    reply = await _ask(nc, FAILURES_QUERY, _json.encode(request), answer_within)
-    if reply is None:
-        return None
-    items: list[dict[str, Any]] = reply["items"]
-    return items
+    return await _ask_items(nc, FAILURES_QUERY, _json.encode(request), answer_within)
 
 
 async def ask_execution(
@@ -291,11 +294,7 @@ async def ask_execution(
     """The executions of that id in a projector's history (usually one, none if it does not
     know it), or ``None`` if no projector answers."""
     request = ExecutionRequest(execution_id=execution_id, tenant_id=tenant_id)
-    reply = await _ask(nc, EXECUTION_QUERY, _json.encode(request), answer_within)
-    if reply is None:
-        return None
-    items: list[dict[str, Any]] = reply["items"]
-    return items
+    return await _ask_items(nc, EXECUTION_QUERY, _json.encode(request), answer_within)
 
 
 async def ask_status(

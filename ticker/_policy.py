@@ -42,7 +42,7 @@ from contracts.events import (
     Trigger,
 )
 from contracts.identifiers import execution_id_for_fire
-from contracts.retry import Retry, resolve_retry
+from contracts.outcomes import failure_outcome
 from contracts.schedule import Schedule, next_fire_after
 
 ON_TIME_GRACE_SECONDS: Final = 1.0
@@ -371,38 +371,18 @@ def lost_outcome(
     )
     duration_ms = max(0, round((now - started.started_at).total_seconds() * 1000))
     jitter = _stable_fraction(f"{execution_id}/{started.attempt}")
-    next_step = resolve_retry(
-        attempt=started.attempt,
-        max_retries=state.max_retries,
-        failed_at=now,
-        decision=None,
-        jitter=jitter,
-    )
-    if isinstance(next_step, Retry):
-        return RetryScheduled(
-            tenant_id=state.tenant_id,
-            task_id=state.task_id,
-            occurred_at=now,
-            execution_id=execution_id,
-            attempt=started.attempt,
-            worker=started.worker,
-            duration_ms=duration_ms,
-            error=error,
-            retry_at=next_step.retry_at,
-            delay_seconds=next_step.delay_seconds,
-            decision=next_step.decision,
-        )
-    return TaskFailed(
+    return failure_outcome(
         tenant_id=state.tenant_id,
         task_id=state.task_id,
-        occurred_at=now,
         execution_id=execution_id,
         attempt=started.attempt,
         worker=started.worker,
         duration_ms=duration_ms,
         error=error,
-        reason=next_step.reason,
-        decision=next_step.decision,
+        max_retries=state.max_retries,
+        decision=None,
+        now=now,
+        jitter=jitter,
     )
 
 

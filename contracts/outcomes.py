@@ -1,0 +1,56 @@
+"""The outcome of a failed attempt, as a pure function: whoever closes an attempt (the executor
+after running it, the ticker when it was lost) records the same shape of event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.events import RetryScheduled, TaskError, TaskFailed
+from contracts.retry import Retry, RetryDecision, resolve_retry
+
+
+def failure_outcome(
+    *,
+    tenant_id: str,
+    task_id: str,
+    execution_id: str,
+    attempt: int,
+    worker: str,
+    duration_ms: int,
+    error: TaskError,
+    max_retries: int,
+    decision: RetryDecision | None,
+    now: datetime,
+    jitter: float,
+) -> RetryScheduled | TaskFailed:
+    """``RetryScheduled`` or ``TaskFailed`` for failed attempt ``attempt``, as `resolve_retry`
+    decides from ``decision`` (``None``: the default policy, with ``jitter`` in [0, 1))."""
+    next_step = resolve_retry(
+        attempt=attempt, max_retries=max_retries, failed_at=now, decision=decision, jitter=jitter
+    )
+    if isinstance(next_step, Retry):
+        return RetryScheduled(
+            tenant_id=tenant_id,
+            task_id=task_id,
+            occurred_at=now,
+            execution_id=execution_id,
+            attempt=attempt,
+            worker=worker,
+            duration_ms=duration_ms,
+            error=error,
+            retry_at=next_step.retry_at,
+            delay_seconds=next_step.delay_seconds,
+            decision=next_step.decision,
+        )
+    return TaskFailed(
+        tenant_id=tenant_id,
+        task_id=task_id,
+        occurred_at=now,
+        execution_id=execution_id,
+        attempt=attempt,
+        worker=worker,
+        duration_ms=duration_ms,
+        error=error,
+        reason=next_step.reason,
+        decision=next_step.decision,
+    )
