@@ -81,6 +81,15 @@ class PublishedDue:
     beside: OpenExecution | None
     """The open execution it was forced past, if any."""
 
+    def forced_note(self) -> str:
+        """What to add to the command's answer when it was forced past an open execution."""
+        if self.beside is None:
+            return ""
+        return (
+            f", a separate execution (--force) beside the open execution "
+            f"{self.beside.execution_id}: {self.beside.doing}"
+        )
+
 
 def instant(value: datetime) -> str:
     """``2026-11-24T03:00:00Z``: an instant in UTC to the second."""

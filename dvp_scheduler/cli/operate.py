@@ -108,13 +108,10 @@ async def _operate(
                 trigger="manual",
                 force=force,
             )
-            message = f"triggered {tenant_id}/{task_id}: execution {published.due.execution_id}"
-            if published.beside is not None:
-                beside = published.beside
-                message += (
-                    f", a separate execution (--force) beside the open execution "
-                    f"{beside.execution_id}: {beside.doing}"
-                )
+            message = (
+                f"triggered {tenant_id}/{task_id}: execution {published.due.execution_id}"
+                + published.forced_note()
+            )
             if paused:
                 message += " (the task is paused; a manual trigger runs anyway)"
             return message

@@ -165,13 +165,10 @@ async def _publish(
 
 def _done(published: PublishedDue, target: str, paused: bool) -> str:
     due = published.due
-    message = f"re-ran {target} of {due.tenant_id}/{due.task_id} as execution {due.execution_id}"
-    if published.beside is not None:
-        beside = published.beside
-        message += (
-            f", a separate execution (--force) beside the open execution "
-            f"{beside.execution_id}: {beside.doing}"
-        )
+    message = (
+        f"re-ran {target} of {due.tenant_id}/{due.task_id} as execution {due.execution_id}"
+        + published.forced_note()
+    )
     if paused:
         message += " (the task is paused; a re-run runs anyway)"
     return message

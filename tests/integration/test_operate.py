@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -35,7 +34,7 @@ from contracts import (
 )
 from dvp_scheduler.cli import main
 from dvp_scheduler.natsserver import NatsServer
-from natsio import connect_for_reading, stream_config
+from natsio import stream_config
 from projector import Projector, list_tasks, replay
 from projector.queries import ask_history, ask_tasks
 from tests.integration.projector.test_projector import caught_up, running
@@ -195,16 +194,6 @@ def older_waiting_for_its_retry() -> list[Event]:
             decision=RetryDecision(should_retry=True, delay_seconds=3600),
         ),
     ]
-
-
-@pytest.fixture
-async def reader(nats_server: NatsServer) -> AsyncIterator[Client]:
-    """A reading client, what an in-process replay needs."""
-    client = await connect_for_reading(servers=nats_server.url, max_reconnect_attempts=0)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def in_thread(url: str, *args: str) -> int:

@@ -1,4 +1,4 @@
-"""Fixtures of the projector's integration tests."""
+"""Fixtures shared by the integration tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from natsio import connect_for_reading
 
 @pytest.fixture
 async def reader(nats_server: NatsServer) -> AsyncIterator[Client]:
-    """A reading client (what replay needs) connected to the test server; closed after."""
+    """A client to read streams with (what replay needs) connected to the test server; closed
+    after."""
     client = await connect_for_reading(servers=nats_server.url, max_reconnect_attempts=0)
     try:
         yield client
