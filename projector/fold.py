@@ -26,8 +26,8 @@ from contracts.events import (
     TaskSucceeded,
     TaskUnregistered,
     UnknownEventTypeError,
-    decode,
 )
+from contracts.inbound import read_event
 from projector.state import (
     AttemptOutcome,
     AttemptState,
@@ -55,19 +55,21 @@ def apply(state: ProjectionState, event: Event) -> ProjectionState:
 def ingest(
     state: ProjectionState,
     sequence: int,
+    subject: str | bytes,
     data: bytes | bytearray | memoryview,
     *,
     until: datetime | None = None,
 ) -> Event | None:
-    """Decode the message at stream ``sequence`` and fold it in; return the event.
+    """Read the message at stream ``sequence`` on ``subject`` and fold it in; return the event.
 
     A message that is not a known event is counted (unknown type or version, or not an event at
-    all) and skipped: it never stops the fold. Returns ``None`` for those, and for events that
+    all, or a body its subject does not allow: `contracts.inbound.read_event`) and skipped: it
+    never stops the fold. Returns ``None`` for those, and for events that
     occurred after ``until`` (which are left out, to give the state as of that instant).
     """
     state.sequence = sequence
     try:
-        event = decode(data)
+        event = read_event(subject, data)
     except UnknownEventTypeError as error:
         state.unknown_events[error.event_type] = state.unknown_events.get(error.event_type, 0) + 1
         return None

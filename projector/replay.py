@@ -26,7 +26,7 @@ async def replay(
     state = ProjectionState(history_limit=history_limit)
 
     def handle(sequence: int, subject: bytes, data: bytes) -> None:
-        ingest(state, sequence, data, until=until)
+        ingest(state, sequence, subject, data, until=until)
 
     # The state is a tree (no reference cycles), yet as it grows the cyclic collector keeps
     # re-scanning it: pausing the collector for the read makes a long replay ~15% faster.

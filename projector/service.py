@@ -225,7 +225,7 @@ class Projector(NatsService):
 
     def _on_message(self, sequence: int, subject: bytes, data: bytes) -> None:
         try:
-            event = ingest(self._state, sequence, data)
+            event = ingest(self._state, sequence, subject, data)
         except Exception:  # a bug in the fold: never let one message stop the projector
             self.failed_messages += 1
             log.exception("cannot fold message %d on %s; skipped", sequence, subject.decode())

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts import (
+    EventKind,
     RetryDecision,
     RetryScheduled,
     Schedule,
@@ -22,11 +23,14 @@ from contracts import (
     TaskUnregistered,
     definition_hash,
     execution_id_for_fire,
+    subject,
 )
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 TENANT = "acme"
 TASK = "cleanup.temp-files"
+DUE_SUBJECT = subject(TENANT, EventKind.DUE, TASK)
+"""Where a broken or unknown message about the task is read from."""
 SPEC = TaskSpec(
     name="Clean temp files",
     description="Removes old temp files",

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import msgspec
 
-from contracts import Event, encode
+from contracts import Event, encode, event_subject
 from projector import ProjectionState, apply, history, ingest, list_tasks, task_view
 from projector.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint
 from tests.unit.projector.events import (
+    DUE_SUBJECT,
     ERROR,
     SPEC,
     T0,
@@ -249,14 +250,14 @@ def test_tasks_are_listed_by_tenant_then_id() -> None:
 
 def test_unknown_versions_and_garbage_are_counted_not_fatal() -> None:
     state = ProjectionState()
-    ingest(state, 1, encode(registered()))
+    ingest(state, 1, event_subject(registered()), encode(registered()))
     future = msgspec.json.encode({"type": "task.due.v9", "tenant_id": TENANT, "task_id": TASK})
-    assert ingest(state, 2, future) is None
-    assert ingest(state, 3, b"\x00not json") is None
-    assert ingest(state, 4, b'{"type": "task.due.v1"}') is None
-    assert ingest(state, 5, b'{"type": "task.due.v9"}') is None
+    assert ingest(state, 2, DUE_SUBJECT, future) is None
+    assert ingest(state, 3, DUE_SUBJECT, b"\x00not json") is None
+    assert ingest(state, 4, DUE_SUBJECT, b'{"type": "task.due.v1"}') is None
+    assert ingest(state, 5, DUE_SUBJECT, b'{"type": "task.due.v9"}') is None
     fire = at(300)
-    assert ingest(state, 6, encode(due(fire))) is not None
+    assert ingest(state, 6, event_subject(due(fire)), encode(due(fire))) is not None
     assert state.unknown_events == {"task.due.v9": 2}
     assert state.invalid_messages == 2
     assert state.events_applied == 2
@@ -267,7 +268,7 @@ def test_until_leaves_later_events_out() -> None:
     state = ProjectionState()
     fire = at(300)
     for seq, event in enumerate([registered(), due(fire), started(fire, at(301))], start=1):
-        ingest(state, seq, encode(event), until=at(300))
+        ingest(state, seq, event_subject(event), encode(event), until=at(300))
     assert state.sequence == 3
     assert history(the_task(state))[0].status == "due"
 

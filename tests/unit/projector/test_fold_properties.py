@@ -17,6 +17,7 @@ from contracts import (
     TaskStarted,
     TaskSucceeded,
     encode,
+    event_subject,
 )
 from projector import ProjectionState, apply, ingest, task_view
 from projector.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint
@@ -83,15 +84,15 @@ def test_two_chunks_with_a_checkpoint_between_equal_one_pass(
     cut = data.draw(st.integers(min_value=0, max_value=len(events)))
     whole = ProjectionState(history_limit=3)
     for sequence, event in enumerate(events, start=1):
-        ingest(whole, sequence, encode(event))
+        ingest(whole, sequence, event_subject(event), encode(event))
 
     first = ProjectionState(history_limit=3)
     for sequence, event in enumerate(events[:cut], start=1):
-        ingest(first, sequence, encode(event))
+        ingest(first, sequence, event_subject(event), encode(event))
     saved = encode_checkpoint(Checkpoint(stream="DVP_TASKS", stream_created=None, state=first))
     resumed = decode_checkpoint(saved).state
     for sequence, event in enumerate(events[cut:], start=cut + 1):
-        ingest(resumed, sequence, encode(event))
+        ingest(resumed, sequence, event_subject(event), encode(event))
 
     assert resumed == whole
     assert encode_checkpoint(

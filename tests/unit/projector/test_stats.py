@@ -6,25 +6,25 @@ from typing import cast
 
 import msgspec
 
-from contracts import encode
+from contracts import encode, event_subject
 from natsio.reader import reader_client_class
 from projector import Projector, ProjectorSettings, ProjectorStats
 from projector.fold import ingest
-from tests.unit.projector.events import TASK, TENANT, at, due, registered
+from tests.unit.projector.events import DUE_SUBJECT, TASK, TENANT, at, due, registered
 
 
 def test_stats_are_a_fresh_snapshot_of_the_state() -> None:
     projector = Projector(ProjectorSettings())
     assert projector.stats == ProjectorStats()
     state = projector.state
-    ingest(state, 1, encode(registered()))
-    ingest(state, 2, encode(registered(task="other")))
+    ingest(state, 1, event_subject(registered()), encode(registered()))
+    ingest(state, 2, event_subject(registered(task="other")), encode(registered(task="other")))
     unknown = {"type": "task.due.v9", "tenant_id": TENANT, "task_id": TASK}
-    ingest(state, 3, msgspec.json.encode(unknown))
-    ingest(state, 4, msgspec.json.encode({**unknown, "type": "task.gone.v1"}))
-    ingest(state, 5, b"\x00not json")
+    ingest(state, 3, DUE_SUBJECT, msgspec.json.encode(unknown))
+    ingest(state, 4, DUE_SUBJECT, msgspec.json.encode({**unknown, "type": "task.gone.v1"}))
+    ingest(state, 5, DUE_SUBJECT, b"\x00not json")
     before = projector.stats
-    ingest(state, 6, encode(due(at(300))))
+    ingest(state, 6, event_subject(due(at(300))), encode(due(at(300))))
     projector.failed_messages = 1
     assert before == ProjectorStats(
         sequence=5, tasks=2, events_applied=2, unknown_events=2, invalid_messages=1
