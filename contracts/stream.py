@@ -26,6 +26,12 @@ def executor_durable(tenant_id: str) -> str:
     return f"{EXECUTOR_DURABLE_PREFIX}{validate_tenant_id(tenant_id)}"
 
 
+def task_listing_consumer(tenant_id: str) -> str:
+    """The consumer that lists ``tenant_id``'s registered tasks for its executors
+    (``natsio.listing``): one fixed name per tenant, so that the tenant's grants can name it."""
+    return f"dvp-tasks-{validate_tenant_id(tenant_id)}"
+
+
 EXECUTOR_ACK_WAIT_SECONDS: Final = 30.0
 """A ``TaskDue`` not acknowledged (nor marked in progress) for this long is redelivered."""
 

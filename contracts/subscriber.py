@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from contracts.errors import EventDecodeError
-from contracts.events import Event, decode, event_type
-from contracts.headers import EVENT_TYPE
+from contracts.events import Event
+from contracts.inbound import read_event
 from contracts.subjects import EventKind, subject_filter
 
 
-def decode_message(data: bytes, headers: Mapping[str, str] | None = None) -> Event:
-    """Decode a message body into its event; check the type header agrees when present.
+def decode_message(subject: str, data: bytes, headers: Mapping[str, str] | None = None) -> Event:
+    """The event a message on ``subject`` holds, checked as untrusted input.
 
-    Raises `EventDecodeError` (or its subclass `UnknownEventTypeError`) for anything that is
-    not a known event: log it and terminate the message rather than retrying it.
+    The body must name the tenant, kind and task of its subject (the subject is what the
+    publisher was allowed to write), the type header must agree when present, and the values
+    must be usable. Raises `EventDecodeError` (or a subclass such as `UnknownEventTypeError`)
+    for anything else: log it and terminate the message rather than retrying it.
     """
-    event = decode(data)
-    declared = (headers or {}).get(EVENT_TYPE)
-    if declared is not None and declared != event_type(event):
-        raise EventDecodeError(
-            f"header {EVENT_TYPE} says {declared!r} but the body is {event_type(event)!r}"
-        )
-    return event
+    return read_event(subject, data, headers)
 
 
 def event_filters(

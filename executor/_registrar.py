@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
@@ -98,24 +99,25 @@ class Registrar:
         handler)."""
         self._requested.set()
 
-    async def reload_when_requested(self, js: JetStreamContext, *, direct: bool) -> None:
+    async def reload_when_requested(self, nc: Client) -> None:
         """Loop: `reload` after each `request`; a failed reload keeps the previous plugins."""
         while True:
             await self._requested.wait()
             self._requested.clear()
             log.info("loading plugins again")
             try:
-                await self.reload(js, direct=direct)
+                await self.reload(nc)
             except Exception:
                 log.exception("loading plugins again failed; the previous plugins stay")
 
-    async def reload(self, js: JetStreamContext, *, direct: bool) -> None:
+    async def reload(self, nc: Client) -> None:
         """Load the plugins, collect their tasks for every tenant and publish what changed.
 
         A plugin that fails to load or to register is reported (logged and counted); the
-        others go on, and its tasks stay registered. ``direct``: the stream allows direct gets.
+        others go on, and its tasks stay registered.
         """
         settings = self._settings
+        js = nc.jetstream()
         async with self._lock:
             discovery = discover_plugins(
                 settings.plugins, use_entry_points=settings.use_entry_points
@@ -138,7 +140,7 @@ class Registrar:
                     for error in registration.errors
                     if isinstance(error, TaskDefinitionError) and isinstance(error.task_id, str)
                 }
-                known = await _stream.read_known_tasks(js, tenant_id, direct=direct)
+                known = await _stream.read_known_tasks(nc, js, tenant_id)
                 plans = plan_registrations(
                     tenant_id,
                     declared=registration.tasks,
@@ -149,7 +151,7 @@ class Registrar:
                 )
                 for plan in plans:
                     declared = registration.tasks.get(plan.event.task_id)
-                    await self._publish(js, plan, declared, answering, direct=direct)
+                    await self._publish(js, plan, declared, answering)
                 for task_id, task in registration.tasks.items():
                     registry[(tenant_id, task_id)] = task
             self._manager = manager
@@ -167,8 +169,6 @@ class Registrar:
         plan: PlannedPublish,
         declared: RegisteredTask | None,
         answering: set[str],
-        *,
-        direct: bool,
     ) -> None:
         event = plan.event
         current: PlannedPublish | None = plan
@@ -185,9 +185,7 @@ class Registrar:
                 if not is_guard_refusal(error):
                     raise
                 # Another executor published for this task first: look again.
-                known = await _stream.read_known_task(
-                    js, event.tenant_id, event.task_id, direct=direct
-                )
+                known = await _stream.read_known_task(js, event.tenant_id, event.task_id)
                 current = plan_task(
                     event.tenant_id,
                     event.task_id,

@@ -27,10 +27,10 @@ from contracts import (
     TaskDue,
     TaskFailed,
     TaskSucceeded,
-    decode,
     event_type,
 )
 from contracts.describe import describe_event, event_log_fields
+from contracts.inbound import read_event
 from dvp_cms.plugins import PluginManager, RegisteredTask
 from dvp_cms.plugins.attempts import Failure, run_attempt
 from executor import _stream
@@ -61,7 +61,6 @@ class AttemptRunner:
         publisher: records ``TaskStarted`` and the outcome.
         registrar: which plugin owns a task.
         settings: the worker name and the ``dvp_task_failed`` timeout.
-        direct: whether the stream allows direct gets.
         stats: where the attempts are counted.
         clock: the current UTC time (for the events).
         jitter: a number in [0, 1) for the default policy's backoff.
@@ -74,7 +73,6 @@ class AttemptRunner:
         registrar: Registrar,
         settings: ExecutorSettings,
         *,
-        direct: bool,
         stats: ExecutorStats,
         clock: Callable[[], datetime],
         jitter: Callable[[], float],
@@ -83,7 +81,6 @@ class AttemptRunner:
         self._publisher = publisher
         self._registrar = registrar
         self._settings = settings
-        self._direct = direct
         self._stats = stats
         self._clock = clock
         self._jitter = jitter
@@ -198,7 +195,7 @@ class AttemptRunner:
         previous = None
         if due.attempt > 1:
             try:
-                previous = await _stream.previous_error(self._js, due, direct=self._direct)
+                previous = await _stream.previous_error(self._js, due)
             except Exception as error:
                 log.debug("could not read the previous error: %s", error)
         context = execution_context(
@@ -283,7 +280,7 @@ class AttemptRunner:
 def _due_of(msg: Msg, sequence: int) -> TaskDue:
     """The ``TaskDue`` in ``msg``; `BadInputError` when it is not one."""
     try:
-        event: Event = decode(msg.data)
+        event: Event = read_event(msg.subject, msg.data, msg.headers)
     except EventDecodeError as error:
         raise BadInputError(msg.subject, sequence, str(error)) from None
     if not isinstance(event, TaskDue):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, PubAck
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError
 
 from contracts import (
     STREAM_NAME,
@@ -24,17 +25,18 @@ from contracts import (
     subject,
     subject_filter,
 )
-from contracts.headers import EVENT_TYPE
+from contracts.stream import task_listing_consumer
 from executor.errors import ExecutorSetupError
 from executor.outcomes import is_outcome_of
 from executor.registrations import KnownTask
 from natsio import executor_consumer_config, provision
-from natsio.errors import ProvisioningError
+from natsio.errors import STREAM_NOT_FOUND, ProvisioningError
+from natsio.listing import ListingError, list_subjects
 from natsio.lookup import decode_stored, last_message, read_task_standing
 
 log = logging.getLogger("dvp_scheduler.executor")
 
-_OUTCOME_TAGS = frozenset({"task.succeeded.v1", "task.retry_scheduled.v1", "task.failed.v1"})
+_OUTCOME_KINDS = (EventKind.SUCCEEDED, EventKind.RETRY, EventKind.FAILED)
 
 
 async def ensure_consumer(js: JetStreamContext, tenant_id: str, ack_wait: float) -> ConsumerInfo:
@@ -42,10 +44,20 @@ async def ensure_consumer(js: JetStreamContext, tenant_id: str, ack_wait: float)
     exist.
 
     An existing consumer is used as it is, so that one executor's settings never fight
-    another's; its own ``ack_wait`` then sets the heartbeat interval.
+    another's; its own ``ack_wait`` then sets the heartbeat interval. Only on a server without
+    the stream is the stream made (which needs the admin's grants, as in a development setup);
+    a tenant's executor never reads the stream's info, which would list other tenants.
     """
     config = dataclasses.replace(executor_consumer_config(tenant_id), ack_wait=ack_wait)
     try:
+        try:
+            return await provision.ensure_consumer(js, config)
+        except ProvisioningError as error:
+            cause = error.__cause__
+            if not (isinstance(cause, APIError) and cause.err_code == STREAM_NOT_FOUND):
+                raise
+        log.info("no stream %s yet; making it", STREAM_NAME)
+        await provision.ensure_stream(js)
         return await provision.ensure_consumer(js, config)
     except ProvisioningError as error:
         raise ExecutorSetupError(str(error)) from error
@@ -62,11 +74,10 @@ async def publish(
     )
 
 
-async def read_known_task(
-    js: JetStreamContext, tenant_id: str, task_id: str, *, direct: bool
-) -> KnownTask | None:
-    """What the stream says about one task's registration, ``None`` if it never had one."""
-    standing = await read_task_standing(js, tenant_id, task_id, with_pause=False, direct=direct)
+async def read_known_task(js: JetStreamContext, tenant_id: str, task_id: str) -> KnownTask | None:
+    """What the stream says about one task's registration, ``None`` if it never had one (two
+    direct gets by subject)."""
+    standing = await read_task_standing(js, tenant_id, task_id, with_pause=False, direct=True)
     if not standing.known:
         return None
     registered, unregistered = standing.registration, standing.unregistration
@@ -84,21 +95,24 @@ async def read_known_task(
     )
 
 
-async def _task_ids(js: JetStreamContext, tenant_id: str, kind: EventKind) -> set[str]:
-    info = await js.stream_info(STREAM_NAME, subjects_filter=subject_filter(tenant_id, kind))
-    prefix_tokens = 4  # dvp.tasks.<tenant>.<kind>.
-    return {s.split(".", prefix_tokens)[-1] for s in (info.state.subjects or {})}
-
-
 async def read_known_tasks(
-    js: JetStreamContext, tenant_id: str, *, direct: bool
+    nc: Client, js: JetStreamContext, tenant_id: str
 ) -> dict[str, KnownTask]:
-    """Every task of ``tenant_id`` that was ever registered, as the stream says it stands."""
-    task_ids = await _task_ids(js, tenant_id, EventKind.REGISTERED)
-    task_ids |= await _task_ids(js, tenant_id, EventKind.UNREGISTERED)
+    """Every task of ``tenant_id`` that was ever registered, as the stream says it stands.
+
+    A task ever registered keeps a message on its ``registered`` subject, so listing those
+    subjects (`natsio.listing`, inside the tenant's grants) finds them all.
+    """
+    registered = subject_filter(tenant_id, EventKind.REGISTERED)
+    try:
+        subjects = await list_subjects(nc, task_listing_consumer(tenant_id), registered)
+    except ListingError as error:
+        raise ExecutorSetupError(str(error)) from error
+    prefix_tokens = 4  # dvp.tasks.<tenant>.<kind>.
+    task_ids = {s.split(".", prefix_tokens)[-1] for s in subjects}
     known: dict[str, KnownTask] = {}
     for task_id in sorted(task_ids):
-        found = await read_known_task(js, tenant_id, task_id, direct=direct)
+        found = await read_known_task(js, tenant_id, task_id)
         if found is not None:
             known[task_id] = found
     return known
@@ -107,35 +121,28 @@ async def read_known_tasks(
 async def find_outcome(js: JetStreamContext, due: TaskDue, after_sequence: int) -> Outcome | None:
     """The outcome already recorded for the attempt ``due`` stands for, if any.
 
-    Looks at the task's messages after the ``TaskDue`` (an outcome is always recorded after
-    its due), one direct get each; only redelivered attempts pay for it.
+    Reads the task's last message of each outcome kind (three direct gets by subject, inside
+    the tenant's grants; only redelivered attempts pay for them). An outcome of this attempt
+    that another execution's outcome of the same kind has followed since is not seen: the
+    attempt then runs again, and its outcome's message id keeps the stream from holding two.
     """
-    task_subjects = subject_filter(due.tenant_id, None, due.task_id)
-    sequence = after_sequence + 1
-    while True:
-        try:
-            raw = await js.get_msg(
-                STREAM_NAME, seq=sequence, subject=task_subjects, direct=True, next=True
-            )
-        except NotFoundError:
-            return None
-        sequence = int(raw.seq or sequence) + 1
-        if raw.headers is not None and raw.headers.get(EVENT_TYPE) not in _OUTCOME_TAGS:
+    for kind in _OUTCOME_KINDS:
+        raw = await last_message(js, subject(due.tenant_id, kind, due.task_id), direct=True)
+        if raw is None or int(raw.seq or 0) <= after_sequence:
             continue
         event = decode_stored(raw)
         if isinstance(event, TaskSucceeded | RetryScheduled | TaskFailed) and is_outcome_of(
             event, due
         ):
             return event
+    return None
 
 
-async def previous_error(js: JetStreamContext, due: TaskDue, *, direct: bool) -> str | None:
+async def previous_error(js: JetStreamContext, due: TaskDue) -> str | None:
     """The error message of the attempt before ``due``, when it is the task's last retry."""
     if due.attempt <= 1:
         return None
-    raw = await last_message(
-        js, subject(due.tenant_id, EventKind.RETRY, due.task_id), direct=direct
-    )
+    raw = await last_message(js, subject(due.tenant_id, EventKind.RETRY, due.task_id), direct=True)
     if raw is None:
         return None
     event = decode_stored(raw)

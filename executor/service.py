@@ -26,7 +26,6 @@ from executor._stats import ExecutorStats
 from executor._watchdog import LoopWatchdog
 from executor._work import Delivery, WorkFeed
 from executor.settings import ExecutorSettings
-from natsio.provision import ensure_stream
 from natsio.publish import AckedPublisher
 from natsio.service import NatsService
 
@@ -76,7 +75,6 @@ class Executor(NatsService):
             self._settings.blocked_loop_warning_seconds, self._registrar.plugin_modules
         )
         self._ack_wait = self._settings.ack_wait_seconds
-        self._direct = True
         self._publisher: AckedPublisher | None = None
         self._work: WorkFeed | None = None
 
@@ -133,7 +131,7 @@ class Executor(NatsService):
         A plugin that fails to load or to register is reported (logged and counted); the
         others go on, and its tasks stay registered.
         """
-        await self._registrar.reload(self.nc.jetstream(), direct=self._direct)
+        await self._registrar.reload(self.nc)
 
     async def __aexit__(
         self,
@@ -164,8 +162,6 @@ class Executor(NatsService):
         settings = self._settings
         nc = self.nc
         js = nc.jetstream()
-        info = await ensure_stream(js)
-        self._direct = direct = bool(info.config.allow_direct)
         # Heartbeats keep to the shortest ack wait among the tenants' consumers.
         waits = []
         for tenant_id in settings.tenants:
@@ -180,7 +176,6 @@ class Executor(NatsService):
             publisher,
             self._registrar,
             settings,
-            direct=direct,
             stats=self._stats,
             clock=self._clock,
             jitter=self._jitter,
@@ -204,7 +199,7 @@ class Executor(NatsService):
         self.start_loop(work.pull(), "consume")
         # Heartbeats go on while the attempts in flight finish within the grace period.
         self.start_loop(work.heartbeat(), "heartbeat", outlives_stop=True)
-        self.start_loop(self._registrar.reload_when_requested(js, direct=direct), "reload")
+        self.start_loop(self._registrar.reload_when_requested(nc), "reload")
         self.log.info(
             "executor %s consuming %s with up to %d attempts in flight (ack wait %gs)",
             settings.worker,

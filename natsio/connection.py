@@ -26,12 +26,19 @@ class NatsConnection(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     name: str | None = Field(default=None, description="client name shown by the server")
+    inbox_prefix: str | None = Field(
+        default=None,
+        description="where replies to this client go (default _INBOX); a tenant's users get "
+        "one of their own, so that no other user can subscribe to their replies",
+    )
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``."""
         kwargs: dict[str, Any] = {"servers": [u.strip() for u in self.url.split(",") if u.strip()]}
         if self.name:
             kwargs["name"] = self.name
+        if self.inbox_prefix:
+            kwargs["inbox_prefix"] = self.inbox_prefix
         if self.user:
             kwargs["user"] = self.user
         if self.password:

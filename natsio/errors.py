@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from typing import Final, NamedTuple
 
 from nats.js.errors import APIError
 
 from contracts.errors import SchedulerError
+
+STREAM_NOT_FOUND: Final = 10059
+"""The stream does not exist."""
 
 WRONG_LAST_SEQUENCE: Final = 10071
 """``Nats-Expected-Last-Subject-Sequence`` did not match: another writer got there first."""
@@ -16,6 +20,40 @@ def is_guard_refusal(error: BaseException) -> bool:
     """Whether ``error`` is the stream refusing a guarded publish because another writer won
     the race (an ordinary outcome with several writers, not a failure)."""
     return isinstance(error, APIError) and error.err_code == WRONG_LAST_SEQUENCE
+
+
+class PermissionRefusal(NamedTuple):
+    """The server refused this client a publish or a subscription its user has no grant for."""
+
+    operation: str
+    """``publish`` or ``subscribe``."""
+    subject: str
+    """As nats-py reports it: lower-cased (``$js.api.stream.info.dvp_tasks``)."""
+
+    def explain(self, role: str) -> str:
+        """What was refused and how to grant it, for a client acting as ``role``."""
+        return (
+            f"NATS refused to let this user {self.operation} {self.subject!r}: its permissions "
+            f"lack that grant; give it the permissions of the {role} role, printed by "
+            f"'dvp-scheduler permissions --role {role}'"
+        )
+
+
+_VIOLATION: Final = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
+
+
+def permission_refusal(error: BaseException) -> PermissionRefusal | None:
+    """The refusal ``error`` reports (the server's ``-ERR 'Permissions Violation ...'`` as
+    nats-py passes it to the error callback), or ``None`` for any other error."""
+    found = _VIOLATION.search(str(error).lower())
+    if found is None:
+        return None
+    operation = "publish" if found.group(1) == "publish" else "subscribe"
+    return PermissionRefusal(operation, found.group(2))
+
+
+class PermissionRefusedError(SchedulerError):
+    """A step timed out because the server refused the user a grant it needs."""
 
 
 class ProvisioningError(SchedulerError):

@@ -11,7 +11,8 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from contracts.errors import EventDecodeError
-from contracts.events import Event, TaskRegistered, TaskUnregistered, decode
+from contracts.events import Event, TaskRegistered, TaskUnregistered
+from contracts.inbound import read_event
 from contracts.stream import STREAM_NAME
 from contracts.subjects import EventKind, subject
 
@@ -32,13 +33,12 @@ async def last_message(
 
 
 def decode_stored(raw: RawStreamMsg) -> Event | None:
-    """The event a stored message holds; ``None`` (logged) for one that is not an event."""
+    """The event a stored message holds; ``None`` (logged) for one that is not an event or
+    that its subject does not allow (`contracts.inbound.read_event`)."""
     try:
-        return decode(raw.data or b"")
+        return read_event(raw.subject or "", raw.data or b"", raw.headers)
     except EventDecodeError as error:
-        log.warning(
-            "ignoring an undecodable message on %s (seq %s): %s", raw.subject, raw.seq, error
-        )
+        log.warning("ignoring message %s on %s: %s", raw.seq, raw.subject, error)
         return None
 
 

@@ -25,7 +25,13 @@ from typing import Any, ClassVar, Self
 
 from nats.aio.client import Client
 
-from natsio.errors import ServiceFailedError, ServiceNotRunningError, ServiceStartupError
+from natsio.errors import (
+    PermissionRefusal,
+    ServiceFailedError,
+    ServiceNotRunningError,
+    ServiceStartupError,
+    permission_refusal,
+)
 from natsio.settings import ServiceSettings
 
 
@@ -48,6 +54,7 @@ class NatsService:
         self._jobs: set[asyncio.Task[Any]] = set()
         self._client: Client | None = None
         self._closing = False
+        self._refused: PermissionRefusal | None = None
 
     # -- what a subclass writes ----------------------------------------------------------------
 
@@ -75,6 +82,15 @@ class NatsService:
         try:
             self._client = await self._connect()
             await self._start()
+        except TimeoutError as error:
+            await self._shutdown()
+            if self._refused is None:
+                raise
+            # Without the grant the server drops the request, so the caller only times out.
+            raise ServiceStartupError(
+                f"the {self.service_name} cannot start: "
+                f"{self._refused.explain(self.service_name)}"
+            ) from error
         except BaseException:
             await self._shutdown()
             raise
@@ -240,6 +256,11 @@ class NatsService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _on_error(self, error: Exception) -> None:
+        refusal = permission_refusal(error)
+        if refusal is not None:
+            self._refused = refusal
+            self.log.error("%s", refusal.explain(self.service_name))
+            return
         self.log.warning("NATS: %s: %s", type(error).__name__, error)
 
     async def _on_disconnected(self) -> None:

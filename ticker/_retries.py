@@ -17,7 +17,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from contracts.errors import EventDecodeError
-from contracts.events import RetryScheduled, decode
+from contracts.events import RetryScheduled
+from contracts.inbound import read_event
 from contracts.stream import STREAM_NAME, TICKER_RETRY_DURABLE
 from ticker._firing import FirePublisher, Spawn
 from ticker._follower import Follower
@@ -72,7 +73,7 @@ class RetryRelay:
 
     async def _on_retry(self, msg: Msg) -> None:
         try:
-            event = decode(msg.data)
+            event = read_event(msg.subject, msg.data, msg.headers)
         except EventDecodeError as error:
             self._stats.bad_messages += 1
             log.warning("terminating bad retry message on %s: %s", msg.subject, error)

@@ -20,7 +20,7 @@ from dvp_scheduler.cli import (
     ticker,
     up,
 )
-from dvp_scheduler.cli._common import add_logging_arguments, configure_logging
+from dvp_scheduler.cli._common import REFUSALS, add_logging_arguments, configure_logging
 
 # Each module adds its subcommands with register(); one line here per module.
 _COMMAND_MODULES = [up, init, ticker, executor, projector, query, status, operate, rerun, schema]
@@ -50,4 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SchedulerError as error:
         print(f"dvp-scheduler: error: {error}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        if not REFUSALS:
+            raise
+        role = "admin" if args.command == "init" else "operator"
+        print(f"dvp-scheduler: error: {REFUSALS[-1].explain(role)}", file=sys.stderr)
         return 2

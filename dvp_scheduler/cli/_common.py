@@ -23,6 +23,7 @@ from dvp_scheduler.cli._settings import add_setting, environment_variable
 from dvp_scheduler.errors import NatsUnreachableError
 from dvp_scheduler.metrics import MetricsEndpoint, MetricsReader, MetricsSettings
 from natsio import DEFAULT_NATS_URL, NatsConnection
+from natsio.errors import PermissionRefusal, permission_refusal
 
 _CONNECT_SECONDS = 10.0
 
@@ -37,6 +38,7 @@ class ConnectionEnvironment(BaseSettings):
     password: SecretStr | None = None
     token: SecretStr | None = None
     creds_file: Path | None = None
+    inbox_prefix: str | None = None
     nkeys_seed_file: Path | None = None
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
@@ -59,6 +61,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nats-tls-ca-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-cert-file", metavar="FILE", type=Path)
     group.add_argument("--nats-tls-key-file", metavar="FILE", type=Path)
+    group.add_argument(
+        "--nats-inbox-prefix",
+        metavar="PREFIX",
+        help="where replies to this client go (default _INBOX); the permissions of a tenant's "
+        "role name one ('dvp-scheduler permissions')",
+    )
 
 
 METRICS_ENVIRONMENT = tuple(
@@ -155,12 +163,18 @@ def connection_from_arguments(args: argparse.Namespace, *, name: str) -> NatsCon
 
 C = TypeVar("C", bound=Client)
 
+REFUSALS: list[PermissionRefusal] = []
+"""What the server refused this command's connections (a refused request only times out, so
+`main` says why with these)."""
+
 
 async def connect_once(connection: NatsConnection, client_class: type[C]) -> C:
     """Connect for a command: one try, a few seconds, and an error that says what to do."""
 
     async def quiet(error: Exception) -> None:
-        pass
+        refusal = permission_refusal(error)
+        if refusal is not None:
+            REFUSALS.append(refusal)
 
     client = client_class()
     try:

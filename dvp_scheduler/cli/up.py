@@ -20,8 +20,9 @@ from typing import Final
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from contracts import ALL_EVENTS, EventDecodeError, TaskStarted, decode
+from contracts import ALL_EVENTS, EventDecodeError, TaskStarted
 from contracts.describe import describe_event
+from contracts.inbound import read_event
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     add_plugin_arguments,
@@ -211,7 +212,7 @@ async def _stop(services: list[_Service]) -> None:
 
 async def _print_event(msg: Msg) -> None:
     try:
-        event = decode(msg.data)
+        event = read_event(msg.subject, msg.data, msg.headers)
     except EventDecodeError:
         return
     if not isinstance(event, TaskStarted):  # the outcome follows at once: one line is enough

@@ -74,7 +74,7 @@ def build_app(nats_url: str, tenant_id: str) -> FastStream:
         )
         async def on_event(message: NatsMessage) -> None:
             try:
-                event = decode_message(message.body, message.headers)
+                event = decode_message(message.raw_message.subject, message.body, message.headers)
             except EventDecodeError as error:
                 print(
                     f"ignoring a bad message on {message.raw_message.subject}: {error}",

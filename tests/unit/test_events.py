@@ -272,10 +272,12 @@ def test_subscriber_kit_checks_the_type_header_and_builds_filters() -> None:
     now = datetime(2026, 11, 24, tzinfo=UTC)
     event = TaskPaused(tenant_id="acme", task_id="a.b", occurred_at=now, note="n")
     body = encode(event)
-    assert decode_message(body, event_headers(event)) == event
-    assert decode_message(body, None) == event
+    assert decode_message(event_subject(event), body, event_headers(event)) == event
+    assert decode_message(event_subject(event), body, None) == event
     with pytest.raises(EventDecodeError, match=r"header Dvp-Event-Type says 'task\.due\.v1'"):
-        decode_message(body, {"Dvp-Event-Type": "task.due.v1"})
+        decode_message(event_subject(event), body, {"Dvp-Event-Type": "task.due.v1"})
+    with pytest.raises(EventDecodeError, match=r"does not match its subject"):
+        decode_message("dvp.tasks.globex.paused.a.b", body)
     assert event_filters("acme", [EventKind.FAILED, EventKind.SKIPPED]) == [
         "dvp.tasks.acme.failed.>",
         "dvp.tasks.acme.skipped.>",
