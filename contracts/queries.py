@@ -45,6 +45,9 @@ STATUS_QUERY: Final = f"{QUERY_PREFIX}.status"
 QUERY_QUEUE_GROUP: Final = "dvp-projector"
 """Projectors answer in this queue group, so one of several answers each request."""
 
+CHECKPOINT_BUCKET: Final = "dvp-projector"
+"""The object store the projector keeps its checkpoint in."""
+
 TASK_STATE_BUCKET: Final = "dvp-task-state"
 """Key-value bucket with each task's current state, keyed by `task_state_key`."""
 

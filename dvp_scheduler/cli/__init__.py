@@ -12,6 +12,7 @@ from dvp_scheduler.cli import (
     executor,
     init,
     operate,
+    permissions,
     projector,
     query,
     rerun,
@@ -23,7 +24,19 @@ from dvp_scheduler.cli import (
 from dvp_scheduler.cli._common import REFUSALS, add_logging_arguments, configure_logging
 
 # Each module adds its subcommands with register(); one line here per module.
-_COMMAND_MODULES = [up, init, ticker, executor, projector, query, status, operate, rerun, schema]
+_COMMAND_MODULES = [
+    up,
+    init,
+    ticker,
+    executor,
+    projector,
+    query,
+    status,
+    operate,
+    rerun,
+    permissions,
+    schema,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

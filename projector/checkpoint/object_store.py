@@ -8,7 +8,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-CHECKPOINT_BUCKET: Final = "dvp-projector"
+from contracts.queries import CHECKPOINT_BUCKET
+
 """The object store bucket holding the projector's checkpoint."""
 
 CHECKPOINT_OBJECT: Final = "checkpoint"
