@@ -102,7 +102,8 @@ class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
     if the task never fired), so the last message on a task's due subject tells where its
     schedule stands.
     ``missed_fires`` counts the fires a ``catchup`` stands for. ``rerun_of`` names the execution
-    a ``rerun`` runs again (``None`` for every other trigger).
+    a ``rerun`` runs again (``None`` for every other trigger). ``actor`` says who asked for a
+    ``manual`` or ``rerun`` attempt.
     """
 
     trigger: Trigger
@@ -110,6 +111,8 @@ class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
     fire_at: UtcDatetime | None = None
     missed_fires: int = 0
     rerun_of: str | None = None
+    actor: str = ""
+    """Who asked for a ``manual`` or ``rerun`` attempt (empty for the ticker's)."""
 
 
 class TaskSkipped(_Event, frozen=True, kw_only=True, tag="task.skipped.v1"):

@@ -3,9 +3,12 @@ stands (registered, unregistered, paused) as the last message of each control su
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
+import nats.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -18,13 +21,16 @@ from contracts.subjects import EventKind, subject
 
 log = logging.getLogger("dvp_scheduler.natsio")
 
+_USER_INFO_SECONDS = 1.0
+
 
 async def last_message(
-    js: JetStreamContext, subject_name: str, *, direct: bool = False
+    js: JetStreamContext, subject_name: str, *, direct: bool = True
 ) -> RawStreamMsg | None:
     """The stream's last message on ``subject_name``, ``None`` if it has none.
 
-    ``direct`` reads it from any replica (the stream allows direct get) instead of the leader.
+    ``direct`` (the default) reads it from any replica with a direct get by subject, which a
+    tenant's grants allow; ``False`` asks the leader, whose API takes the subject in the body.
     """
     try:
         return await js.get_last_msg(STREAM_NAME, subject_name, direct=direct)
@@ -77,22 +83,34 @@ class TaskStanding:
         return self.paused_sequence > self.resumed_sequence
 
 
+async def connection_user(nc: Client) -> str | None:
+    """The user the server authenticated this connection as (``$SYS.REQ.USER.INFO``), or
+    ``None`` when the server does not say (no authentication, or no grant to ask)."""
+    try:
+        reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=_USER_INFO_SECONDS)
+        user = json.loads(reply.data).get("data", {}).get("user")
+    except (nats.errors.Error, TimeoutError, ValueError, AttributeError):
+        return None
+    return user if isinstance(user, str) and user else None
+
+
 async def read_task_standing(
     js: JetStreamContext,
     tenant_id: str,
     task_id: str,
     *,
     with_pause: bool = True,
-    direct: bool = False,
+    direct: bool = True,
 ) -> TaskStanding:
     """Read where ``tenant_id``'s task ``task_id`` stands: two direct gets, four with the pause
     state (``with_pause``)."""
 
     async def last(kind: EventKind) -> tuple[int, Event | None]:
         raw = await last_message(js, subject(tenant_id, kind, task_id), direct=direct)
-        if raw is None:
-            return 0, None
-        return int(raw.seq or 0), decode_stored(raw) if kind in _DECODED else None
+        event = decode_stored(raw) if raw is not None else None
+        if raw is None or event is None:
+            return 0, None  # a message the services skip (forged, broken) counts for nothing
+        return int(raw.seq or 0), event
 
     registered_seq, registration = await last(EventKind.REGISTERED)
     unregistered_seq, unregistration = await last(EventKind.UNREGISTERED)
@@ -111,5 +129,3 @@ async def read_task_standing(
         resumed_sequence=resumed_seq,
     )
 
-
-_DECODED = frozenset({EventKind.REGISTERED, EventKind.UNREGISTERED})

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    REFUSALS.clear()
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

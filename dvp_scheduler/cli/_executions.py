@@ -7,10 +7,13 @@ subjects, so they hold with no projector running and are never behind it.
 
 from __future__ import annotations
 
+import getpass
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
@@ -31,7 +34,7 @@ from contracts import (
 from contracts.errors import SchedulerError, UnknownTaskError
 from natsio import executor_consumer_config
 from natsio.errors import is_guard_refusal
-from natsio.lookup import decode_stored, last_message, read_task_standing
+from natsio.lookup import connection_user, decode_stored, last_message, read_task_standing
 from natsio.provision import ensure_consumer
 
 _PUBLISH_TRIES: Final = 5
@@ -105,6 +108,14 @@ async def require_registered(js: JetStreamContext, tenant_id: str, task_id: str)
     return standing.paused
 
 
+async def operator_actor(nc: Client) -> str:
+    """Who is acting, for the audit trail: the NATS user the server authenticated (which a
+    tenant cannot choose), then the local user and host (which it can)."""
+    local = f"{getpass.getuser()}@{socket.gethostname()}"
+    user = await connection_user(nc)
+    return f"{user} ({local})" if user else local
+
+
 async def publish_operator_due(
     js: JetStreamContext,
     tenant_id: str,
@@ -114,6 +125,7 @@ async def publish_operator_due(
     trigger: Trigger,
     rerun_of: str | None = None,
     force: bool = False,
+    actor: str = "",
 ) -> PublishedDue:
     """Publish attempt 1 of ``execution_id`` unless the task's newest execution is open.
 
@@ -142,6 +154,7 @@ async def publish_operator_due(
             scheduled_for=now,
             fire_at=last_due.fire_at if last_due is not None else None,
             rerun_of=rerun_of,
+            actor=actor,
         )
         headers = event_headers(due, expected_last_subject_sequence=last_seq)
         # The tenant's executor consumer starts at new messages: it must exist first.

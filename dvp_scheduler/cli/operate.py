@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import socket
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
@@ -30,7 +28,11 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
-from dvp_scheduler.cli._executions import publish_operator_due, require_registered
+from dvp_scheduler.cli._executions import (
+    operator_actor,
+    publish_operator_due,
+    require_registered,
+)
 from natsio import NatsConnection
 
 
@@ -107,6 +109,7 @@ async def _operate(
                 execution_id=new_execution_id(),
                 trigger="manual",
                 force=force,
+                actor=await operator_actor(nc),
             )
             message = (
                 f"triggered {tenant_id}/{task_id}: execution {published.due.execution_id}"
@@ -115,7 +118,7 @@ async def _operate(
             if paused:
                 message += " (the task is paused; a manual trigger runs anyway)"
             return message
-        actor = f"{getpass.getuser()}@{socket.gethostname()}"
+        actor = await operator_actor(nc)
         event: TaskPaused | TaskResumed
         if action == "pause":
             if paused:

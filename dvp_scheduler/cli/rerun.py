@@ -28,6 +28,7 @@ from dvp_scheduler.cli._executions import (
     ExecutionOpenError,
     PublishedDue,
     instant,
+    operator_actor,
     publish_operator_due,
     require_registered,
 )
@@ -152,6 +153,7 @@ async def _publish(
             trigger="rerun",
             rerun_of=target,
             force=force,
+            actor=await operator_actor(nc),
         )
     except ExecutionOpenError as error:
         if error.open_execution.execution_id == new_id:  # another operator was quicker

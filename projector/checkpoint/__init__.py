@@ -8,14 +8,9 @@ from projector.checkpoint.base import (
     encode_checkpoint,
 )
 from projector.checkpoint.file import FileCheckpoints
-from projector.checkpoint.object_store import (
-    CHECKPOINT_BUCKET,
-    CHECKPOINT_OBJECT,
-    ObjectStoreCheckpoints,
-)
+from projector.checkpoint.object_store import CHECKPOINT_OBJECT, ObjectStoreCheckpoints
 
 __all__ = [
-    "CHECKPOINT_BUCKET",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_OBJECT",
     "Checkpoint",

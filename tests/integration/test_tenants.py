@@ -134,7 +134,10 @@ def after(events: list[Event], instant: datetime, kind: type[Event], tenant: str
 
 
 async def test_each_tenant_is_confined_to_its_subjects_and_forgeries_are_ignored(
-    secured: SecuredServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    secured: SecuredServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.WARNING)
     monkeypatch.setenv("DVP_TEST_CATALOG_INTERVAL", "1")
@@ -271,6 +274,24 @@ async def test_each_tenant_is_confined_to_its_subjects_and_forgeries_are_ignored
             assert not any(
                 isinstance(e, TaskStarted) and e.execution_id == "forged-execution" for e in events
             )
+            # acme's operator acts on acme's task, under its NATS user; not on globex's.
+            operator = secured.cli_arguments("operator", "acme")
+            pause = ["pause", TASK, "--note", "maintenance", *operator]
+            assert await asyncio.to_thread(main, [*pause, "--tenant", "acme"]) == 0
+            [paused_event] = [
+                e
+                for e in await read_events(js, "dvp.tasks.acme.paused.>")
+                if isinstance(e, TaskPaused) and e.note == "maintenance"
+            ]
+            assert isinstance(paused_event, TaskPaused)
+            assert paused_event.actor.startswith("dvp-operator-acme (")
+            capsys.readouterr()
+            assert await asyncio.to_thread(main, [*pause, "--tenant", "globex"]) == 2
+            error = capsys.readouterr().err
+            assert "NATS refused to let this user publish" in error
+            assert "dvp.tasks.globex.registered" in error
+            assert "--role operator" in error
+
             globex_task = projector.state.task("globex", TASK)
             assert globex_task is not None
             assert globex_task.registered
