@@ -34,6 +34,7 @@ from dvp_scheduler.cli import main
 from dvp_scheduler.natsserver import BinaryNatsServer
 from executor import Executor, ExecutorSettings
 from natsio import NatsConnection
+from natsio.errors import ServiceStartupError
 from natsio.permissions import Role, role_permissions
 from natsio.provision import prepare_stream
 from projector import Projector, ProjectorSettings
@@ -300,3 +301,23 @@ async def test_each_tenant_is_confined_to_its_subjects_and_forgeries_are_ignored
     messages = [r.getMessage() for r in caplog.records]
     assert not [m for m in messages if "NATS refused" in m], "a service lacked a grant"
     assert not any("did not reach sequence" in m for m in messages)
+
+
+async def test_an_executor_without_its_grants_says_which_one_it_lacks(
+    secured: SecuredServer,
+) -> None:
+    async with connected(secured, "admin") as (admin, _):
+        await prepare_stream(admin.jetstream(), tenants=("acme",))
+    # globex's user serving acme: every read of acme's is refused.
+    settings = ExecutorSettings(
+        connection=secured.connection("executor", "globex"),
+        tenants=("acme",),
+        use_entry_points=False,
+    )
+    with pytest.raises(ServiceStartupError) as caught:
+        async with Executor(settings, plugins=[CatalogPlugin({"tick": 5.0})]):
+            pass
+    message = str(caught.value)
+    assert "NATS refused to let this user publish" in message
+    assert "dvp-executor-acme" in message
+    assert "--role executor" in message
