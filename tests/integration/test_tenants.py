@@ -26,8 +26,10 @@ from contracts import (
     TaskStarted,
     TaskSucceeded,
     TaskUnregistered,
+    decode_message,
     encode,
     event_headers,
+    event_subject,
 )
 from contracts.stream import executor_durable
 from dvp_scheduler.cli import main
@@ -52,6 +54,7 @@ USERS: list[tuple[Role, str | None]] = [
     ("executor", "acme"),
     ("executor", "globex"),
     ("operator", "acme"),
+    ("subscriber", "acme"),
 ]
 
 
@@ -321,3 +324,37 @@ async def test_an_executor_without_its_grants_says_which_one_it_lacks(
     assert "NATS refused to let this user publish" in message
     assert "dvp-executor-acme" in message
     assert "--role executor" in message
+
+
+async def test_a_subscriber_reads_its_tenants_events_through_its_own_consumer(
+    secured: SecuredServer,
+) -> None:
+    now = datetime.now(UTC)
+    async with connected(secured, "admin") as (admin, _):
+        js = admin.jetstream()
+        await prepare_stream(js, tenants=("acme",))
+        for tenant in ("acme", "globex"):
+            event = TaskPaused(tenant_id=tenant, task_id=TASK, occurred_at=now, note=tenant)
+            await js.publish(event_subject(event), encode(event), headers=event_headers(event))
+    async with connected(secured, "subscriber", "acme") as (client, refused):
+        sjs = client.jetstream()
+        mine = ConsumerConfig(
+            name="dvp-subscriber-acme",
+            durable_name="dvp-subscriber-acme",
+            filter_subject="dvp.tasks.acme.>",
+            ack_policy=AckPolicy.EXPLICIT,
+        )
+        await sjs.add_consumer(STREAM_NAME, mine)
+        pull = await sjs.pull_subscribe_bind("dvp-subscriber-acme", stream=STREAM_NAME)
+        [msg] = await pull.fetch(10, timeout=2)
+        assert decode_message(msg.subject, msg.data, msg.headers).tenant_id == "acme"
+        await msg.ack()
+        theirs = ConsumerConfig(
+            name="dvp-subscriber-acme",
+            durable_name="dvp-subscriber-acme",
+            filter_subject="dvp.tasks.globex.>",
+            ack_policy=AckPolicy.EXPLICIT,
+        )
+        with pytest.raises(nats.errors.TimeoutError):
+            await client.jetstream(timeout=0.5).add_consumer(STREAM_NAME, theirs)
+        assert any("dvp.tasks.globex" in r for r in refused)
