@@ -18,6 +18,7 @@ Rules (see docs/design.md, guarantee 4):
 from __future__ import annotations
 
 import hashlib
+import math
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,22 @@ OverlapPolicy = Literal["skip", "allow"]
 
 DEFAULT_CATCHUP_WINDOW_SECONDS: Final = 3600.0
 """After downtime, the newest missed fire runs once if it is at most this old."""
+
+MAX_INTERVAL_SECONDS: Final = 366 * 86400
+"""The longest interval (366 days): rarer runs take a cron schedule (``0 3 1 1 *``). Keeps
+every fire instant a step of whole days from the last, far inside ``datetime``'s range."""
+
+MAX_JITTER_SECONDS: Final = 86400.0
+"""The longest jitter a fire may be delayed by (one day)."""
+
+MAX_CATCHUP_WINDOW_SECONDS: Final = 366 * 86400.0
+"""The longest catch-up window (366 days, so a yearly run can still be caught up)."""
+
+MAX_CRON_LENGTH: Final = 100
+"""The longest cron expression, in characters; five fields of lists and ranges fit easily."""
+
+MAX_TIMEZONE_LENGTH: Final = 64
+"""The longest time zone name (the longest IANA name has about 30 characters)."""
 
 _MAX_SCAN_DAYS: Final = 366 * 9  # the rarest valid day, 29 February, can be 8 years away
 _ONE_MINUTE: Final = timedelta(minutes=1)
@@ -80,6 +97,11 @@ def validate_schedule(schedule: Schedule) -> None:
             raise ScheduleError(
                 f"interval_seconds must be a positive whole number of seconds, got {interval!r}"
             )
+        if interval > MAX_INTERVAL_SECONDS:
+            raise ScheduleError(
+                f"interval_seconds {interval} is too long: at most {MAX_INTERVAL_SECONDS} "
+                "(366 days) allowed; for rarer runs use a cron schedule such as '0 3 1 1 *'"
+            )
         offset = schedule.offset_seconds
         if not _is_non_negative_number(offset) or offset >= interval:
             raise ScheduleError(
@@ -88,12 +110,18 @@ def validate_schedule(schedule: Schedule) -> None:
             )
     else:
         _zone(schedule.timezone)
-        _compile_cron(str(schedule.cron_expression))
-    if not _is_non_negative_number(schedule.jitter_seconds):
-        raise ScheduleError(f"jitter_seconds must be >= 0, got {schedule.jitter_seconds!r}")
-    if not _is_non_negative_number(schedule.catchup_window_seconds):
+        _compile_cron(schedule.cron_expression or "")
+    jitter = schedule.jitter_seconds
+    if not _is_non_negative_number(jitter) or jitter > MAX_JITTER_SECONDS:
         raise ScheduleError(
-            f"catchup_window_seconds must be >= 0, got {schedule.catchup_window_seconds!r}"
+            f"jitter_seconds must be >= 0 and at most {MAX_JITTER_SECONDS:.0f} (one day), "
+            f"got {jitter!r}"
+        )
+    window = schedule.catchup_window_seconds
+    if not _is_non_negative_number(window) or window > MAX_CATCHUP_WINDOW_SECONDS:
+        raise ScheduleError(
+            f"catchup_window_seconds must be >= 0 and at most {MAX_CATCHUP_WINDOW_SECONDS:.0f} "
+            f"(366 days), got {window!r}"
         )
     if schedule.overlap not in ("skip", "allow"):
         raise ScheduleError(f"overlap must be 'skip' or 'allow', got {schedule.overlap!r}")
@@ -151,17 +179,39 @@ def _require_aware(instant: datetime) -> None:
 
 
 def _is_non_negative_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    """A finite int or float >= 0 (not a bool, not NaN, not infinite)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    if not isinstance(name, str) or len(name) > MAX_TIMEZONE_LENGTH:
+        shown = _preview(name)
+        raise ScheduleError(
+            f"unknown time zone {shown}: use an IANA name such as 'UTC' or 'Europe/Berlin' "
+            f"(at most {MAX_TIMEZONE_LENGTH} characters)"
+        )
+    return _known_zone(name)
 
 
 @lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo:
+def _known_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise ScheduleError(
             f"unknown time zone {name!r}: use an IANA name such as 'UTC' or 'Europe/Berlin'"
         ) from None
+
+
+def _preview(value: object, limit: int = 40) -> str:
+    """``value``'s repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -227,10 +277,21 @@ def _first_of_next_month(day: date) -> date:
     return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
 
 
-@lru_cache(maxsize=4096)
 def _compile_cron(expression: str) -> _Cron:
     if not isinstance(expression, str) or not expression.strip():
-        raise ScheduleError(f"cron_expression must be a non-empty string, got {expression!r}")
+        raise ScheduleError(
+            f"cron_expression must be a non-empty string, got {_preview(expression)}"
+        )
+    if len(expression) > MAX_CRON_LENGTH:
+        raise ScheduleError(
+            f"cron_expression {_preview(expression)} has {len(expression)} characters: at most "
+            f"{MAX_CRON_LENGTH} allowed; five fields of lists and ranges fit in that"
+        )
+    return _compiled_cron(expression)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_cron(expression: str) -> _Cron:
     text = expression.strip()
     if not text.startswith("@") and len(text.split()) != 5:
         raise ScheduleError(

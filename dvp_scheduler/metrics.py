@@ -162,6 +162,16 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
     yield _counter(
         "dvp_ticker_bad_messages", "Messages that were not events, skipped.", stats.bad_messages
     )
+    yield _gauge(
+        "dvp_ticker_invalid_tasks",
+        "Tasks whose newest registration breaks the registration rules: not scheduled.",
+        stats.invalid_tasks,
+    )
+    yield _counter(
+        "dvp_ticker_invalid_registrations",
+        "Registrations read from the stream that break the registration rules.",
+        stats.invalid_registrations,
+    )
     yield _counter(
         "dvp_ticker_retries_held",
         "Retry messages put back until their retry_at.",
@@ -241,6 +251,11 @@ def projector_metrics(projector: Projector) -> Iterator[Metric]:
         "dvp_projector_sequence", "The last stream sequence folded into the state.", stats.sequence
     )
     yield _gauge("dvp_projector_tasks", "Tasks in the read model.", stats.tasks)
+    yield _gauge(
+        "dvp_projector_invalid_tasks",
+        "Registered tasks whose registration breaks the registration rules (status invalid).",
+        stats.invalid_tasks,
+    )
     yield _counter(
         "dvp_projector_events_applied", "Events folded into the state.", stats.events_applied
     )

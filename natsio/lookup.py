@@ -128,4 +128,3 @@ async def read_task_standing(
         paused_sequence=paused_seq,
         resumed_sequence=resumed_seq,
     )
-

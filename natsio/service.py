@@ -88,8 +88,7 @@ class NatsService:
                 raise
             # Without the grant the server drops the request, so the caller only times out.
             raise ServiceStartupError(
-                f"the {self.service_name} cannot start: "
-                f"{self._refused.explain(self.service_name)}"
+                f"the {self.service_name} cannot start: {self._refused.explain(self.service_name)}"
             ) from error
         except BaseException:
             await self._shutdown()

@@ -21,3 +21,6 @@ class ProjectorStats:
     """Messages that are not events at all, skipped."""
     failed_messages: int = 0
     """Messages whose folding raised (a bug), logged and skipped."""
+    invalid_tasks: int = 0
+    """Registered tasks whose newest registration breaks the registration rules: shown as
+    ``invalid``, never scheduled."""

@@ -28,6 +28,7 @@ from contracts.events import (
     UnknownEventTypeError,
 )
 from contracts.inbound import read_event
+from contracts.validation import registration_problem
 from projector.state import (
     AttemptOutcome,
     AttemptState,
@@ -83,6 +84,7 @@ def ingest(
 
 
 def _registered(state: ProjectionState, task: TaskState, event: TaskRegistered) -> None:
+    _set_invalid(state, task, registered=True, reason=registration_problem(event))
     task.registered = True
     task.plugin = event.plugin
     task.plugin_version = event.plugin_version
@@ -93,8 +95,20 @@ def _registered(state: ProjectionState, task: TaskState, event: TaskRegistered) 
 
 
 def _unregistered(state: ProjectionState, task: TaskState, event: TaskUnregistered) -> None:
+    _set_invalid(state, task, registered=False, reason=task.invalid_reason)
     task.registered = False
     task.unregistered_at = event.occurred_at
+
+
+def _set_invalid(
+    state: ProjectionState, task: TaskState, *, registered: bool, reason: str | None
+) -> None:
+    """Record why the task's registration is invalid, keeping ``state.invalid_tasks`` (the
+    registered invalid ones) in step."""
+    was = task.registered and task.invalid_reason is not None
+    now = registered and reason is not None
+    state.invalid_tasks += now - was
+    task.invalid_reason = reason
 
 
 def _paused(state: ProjectionState, task: TaskState, event: TaskPaused) -> None:

@@ -83,6 +83,8 @@ class StatusReply(msgspec.Struct, kw_only=True):
     unknown_events: dict[str, int]
     invalid_messages: int
     tasks: int
+    invalid_tasks: int = 0
+    """Registered tasks whose registration is invalid (shown as ``invalid``, never scheduled)."""
 
 
 _json: Final = msgspec.json.Encoder()
@@ -96,6 +98,7 @@ def status_of(state: ProjectionState) -> StatusReply:
         unknown_events=dict(state.unknown_events),
         invalid_messages=state.invalid_messages,
         tasks=len(state.tasks),
+        invalid_tasks=state.invalid_tasks,
     )
 
 

@@ -140,6 +140,7 @@ class Projector(NatsService):
             events_applied=state.events_applied,
             unknown_events=sum(state.unknown_events.values()),
             invalid_messages=state.invalid_messages,
+            invalid_tasks=state.invalid_tasks,
             failed_messages=self.failed_messages,
         )
 

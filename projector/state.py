@@ -107,6 +107,9 @@ class TaskState(msgspec.Struct, kw_only=True, gc=False):
     definition_hash: str | None = None
     registered_at: datetime | None = None
     unregistered_at: datetime | None = None
+    invalid_reason: str | None = None
+    """Why the newest registration breaks the registration rules (``None``: it does not); the
+    ticker does not schedule such a task (`contracts.validation.registration_problem`)."""
     paused: bool = False
     status_note: str = ""
     """The note of the last pause or resume."""
@@ -164,6 +167,8 @@ class ProjectionState(msgspec.Struct, kw_only=True, gc=False):
     """Events of a type or version this code does not know, by tag: skipped and counted."""
     invalid_messages: int = 0
     """Messages that are not events at all: skipped and counted."""
+    invalid_tasks: int = 0
+    """Registered tasks whose newest registration is invalid (``TaskState.invalid_reason``)."""
     tasks: dict[str, TaskState] = {}
     """By `task_key`."""
 

@@ -24,8 +24,9 @@ from projector.state import (
     TaskState,
 )
 
-TaskStatus = Literal["idle", "due", "running", "retrying", "paused", "unregistered"]
-"""``unregistered`` and ``paused`` win over what an open execution is doing."""
+TaskStatus = Literal["idle", "due", "running", "retrying", "paused", "unregistered", "invalid"]
+"""``unregistered``, ``invalid`` and ``paused`` win (in that order) over what an open execution
+is doing."""
 
 ExecutionStatus = Literal["due", "running", "retrying", "succeeded", "failed"]
 
@@ -70,6 +71,8 @@ class TaskView(msgspec.Struct, kw_only=True):
     last_event_at: datetime | None
     waiting_since: datetime | None = None
     """When the longest-waiting open attempt that no executor has taken yet became due."""
+    invalid_reason: str | None = None
+    """Why the registration breaks the registration rules (status ``invalid``), else ``None``."""
 
 
 class AttemptView(msgspec.Struct, kw_only=True):
@@ -132,6 +135,8 @@ def task_status(task: TaskState) -> TaskStatus:
     wins over an attempt waiting for an executor."""
     if not task.registered:
         return "unregistered"
+    if task.invalid_reason is not None:
+        return "invalid"
     if task.paused:
         return "paused"
     opened = task.open_executions.values()
@@ -157,8 +162,9 @@ def execution_status(execution: ExecutionState) -> ExecutionStatus:
 
 
 def next_fire(task: TaskState) -> datetime | None:
-    """The schedule's first fire after the newest fire seen (or after registration)."""
-    if not task.registered or task.paused or task.spec is None:
+    """The schedule's first fire after the newest fire seen (or after registration); ``None``
+    when it does not fire (unregistered, invalid, paused)."""
+    if not task.registered or task.invalid_reason is not None or task.paused or task.spec is None:
         return None
     after = task.last_fire_at or task.registered_at
     if after is None:
@@ -206,6 +212,7 @@ def task_view(task: TaskState) -> TaskView:
         last_skipped_at=task.last_skipped_at,
         last_event_at=task.last_event_at,
         waiting_since=task.waiting_since,
+        invalid_reason=task.invalid_reason,
     )
 
 

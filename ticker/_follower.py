@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from contracts.errors import EventDecodeError, InvalidIdentifierError
-from contracts.events import decode
+from contracts.inbound import read_event
 from contracts.stream import STREAM_NAME
 from contracts.subjects import ALL_EVENTS, parse_subject
 from ticker._policy import TaskKey, TaskState, apply_event
@@ -108,7 +108,7 @@ class Follower:
             metadata = msg.metadata
             seq = metadata.sequence.stream
             try:
-                event = decode(msg.data)
+                event = read_event(msg.subject, msg.data, msg.headers)
             except EventDecodeError as error:
                 self._stats.bad_messages += 1
                 log.warning("skipping message %d on %s: %s", seq, msg.subject, error)
@@ -116,8 +116,22 @@ class Follower:
             else:
                 key = (event.tenant_id, event.task_id)
                 state = self.states.get(key) or self._add(key)
+                was_invalid, invalid_seen = state.invalid_reason, state.invalid_registrations
                 if apply_event(state, event, seq):
                     self._on_change(key)
+                if state.invalid_registrations != invalid_seen:  # one more invalid registration
+                    self._stats.invalid_registrations += 1
+                    log.warning(
+                        "task %s/%s is not scheduled: its registration (message %d on %s) is "
+                        "invalid: %s",
+                        *key,
+                        seq,
+                        msg.subject,
+                        state.invalid_reason,
+                    )
+                self._stats.invalid_tasks += (state.invalid_reason is not None) - (
+                    was_invalid is not None
+                )
                 waiters = self._waiters.get(key)
                 if waiters:
                     self._release(key, state.last_seq, waiters)

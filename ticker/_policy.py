@@ -22,6 +22,7 @@ Every execution ends (docs/design.md, guarantee 7): an attempt that started and 
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -44,6 +45,7 @@ from contracts.events import (
 from contracts.identifiers import execution_id_for_fire
 from contracts.outcomes import failure_outcome
 from contracts.schedule import Schedule, next_fire_after
+from contracts.validation import registration_problem
 
 ON_TIME_GRACE_SECONDS: Final = 1.0
 """A single fire handled at most this late (after its jitter) is an ordinary ``schedule`` run."""
@@ -55,6 +57,11 @@ LOST_AFTER_SECONDS: Final = 90.0
 """How long past an attempt's deadline its outcome may still come before the attempt is closed
 as lost: an executor that dies has the attempt redelivered to another after the consumer's ack
 wait (30 s), which starts it again with a new deadline."""
+
+MAX_COUNTED_FIRES: Final = 10_000
+"""Cron fires `fires_between` counts one by one. Past that (a ticker down for weeks under a
+per-minute cron, or a registration dated years back) the newest fires are looked for back from
+the end instead, and the count is a lower bound: one decision never walks years of minutes."""
 
 TaskKey = tuple[str, str]
 """(tenant id, task id)."""
@@ -96,6 +103,11 @@ class TaskState:
     """The registered definition's, for closing a lost attempt."""
     started: dict[str, StartedAttempt] = field(default_factory=dict)
     """Open executions whose newest attempt started and has no outcome yet."""
+    invalid_reason: str | None = None
+    """Why the newest registration breaks the registration rules (`registration_problem`);
+    such a task has no schedule, so nothing of it fires until a valid registration comes."""
+    invalid_registrations: int = 0
+    """How many invalid registrations of the task were applied (each is logged once)."""
 
     @property
     def key(self) -> TaskKey:
@@ -125,6 +137,14 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
         state.last_seq = seq
     match event:
         case TaskRegistered():
+            problem = registration_problem(event)
+            if problem is not None:
+                state.schedule = None
+                state.since = None
+                state.invalid_reason = problem
+                state.invalid_registrations += 1
+                return True
+            state.invalid_reason = None
             schedule = event.spec.schedule
             if state.schedule != schedule or state.since is None:
                 state.since = event.occurred_at
@@ -134,6 +154,7 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
         case TaskUnregistered():
             state.schedule = None
             state.since = None
+            state.invalid_reason = None
             return True
         case TaskPaused():
             changed = not state.paused
@@ -230,6 +251,14 @@ def fires_between(schedule: Schedule, after: datetime, until: datetime) -> DueFi
         count = (until - first) // step + 1
         last = first + (count - 1) * step
         return DueFires(count, last, last - step if count > 1 else None)
+    counted = _count_fires(schedule, after, until, MAX_COUNTED_FIRES)
+    return counted if counted is not None else _newest_fires(schedule, after, until)
+
+
+def _count_fires(
+    schedule: Schedule, after: datetime, until: datetime, limit: int
+) -> DueFires | None:
+    """The fires in ``(after, until]`` one by one, or ``None`` if there are more than ``limit``."""
     count = 0
     newest: datetime | None = None
     previous: datetime | None = None
@@ -238,8 +267,38 @@ def fires_between(schedule: Schedule, after: datetime, until: datetime) -> DueFi
         instant = next_fire_after(schedule, instant)
         if instant > until:
             return DueFires(count, newest, previous)
+        if count == limit:
+            return None
         count += 1
         previous, newest = newest, instant
+
+
+def _newest_fires(schedule: Schedule, after: datetime, until: datetime) -> DueFires:
+    """The newest two of more than `MAX_COUNTED_FIRES` fires in ``(after, until]``, found in a
+    span back from ``until`` that holds at least two of them and at most `MAX_COUNTED_FIRES`
+    (doubled until it holds two, then halved between); the count is a lower bound."""
+    span = timedelta(hours=1)
+    fewer: timedelta | None = None  # a span known to hold fewer than two fires
+    more: timedelta | None = None  # a span known to hold more than MAX_COUNTED_FIRES
+    for _ in range(_MAX_SPAN_STEPS):
+        start = after if span >= until - after else until - span
+        found = _count_fires(schedule, start, until, MAX_COUNTED_FIRES)
+        if found is not None and (found.count >= 2 or start == after):
+            return DueFires(MAX_COUNTED_FIRES + 1, found.newest, found.previous)
+        if found is None:
+            more = span
+        else:
+            fewer = span
+        span = span * 2 if more is None else ((fewer or timedelta(0)) + more) / 2
+    # Not reached: cron fires are a minute apart at least, so the halving ends within 40 steps.
+    found = _count_fires(
+        schedule, after if span >= until - after else until - span, until, sys.maxsize
+    )
+    assert found is not None
+    return DueFires(MAX_COUNTED_FIRES + 1, found.newest, found.previous)
+
+
+_MAX_SPAN_STEPS: Final = 100
 
 
 def _after(state: TaskState) -> datetime | None:

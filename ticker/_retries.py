@@ -27,6 +27,8 @@ from ticker._stats import TickerStats
 
 log = logging.getLogger("dvp_scheduler.ticker")
 
+_LONGEST_HOLD_SECONDS: Final = 86400.0
+
 _FETCH_BATCH: Final = 256
 _FETCH_WAIT_SECONDS: Final = 1.0
 
@@ -87,7 +89,9 @@ class RetryRelay:
         delay = (event.retry_at - datetime.now(UTC)).total_seconds()
         if delay > 0.001:
             self._stats.retries_held += 1
-            await msg.nak(delay=delay)
+            # Held a day at most, then looked at again: a retry_at centuries away (the stream
+            # is input) must not overflow the server's delay.
+            await msg.nak(delay=min(delay, _LONGEST_HOLD_SECONDS))
             return
         self._spawn(self._publish_retry(msg, event))
 

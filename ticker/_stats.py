@@ -57,6 +57,10 @@ class TickerStats:
     conflicts: int = 0
     publish_errors: int = 0
     bad_messages: int = 0
+    invalid_registrations: int = 0
+    """Registrations read that break the registration rules (each logged once)."""
+    invalid_tasks: int = 0
+    """Tasks whose newest registration is invalid: never scheduled until a valid one comes."""
     retries_held: int = 0
     startup_seconds: float | None = None
     fire_lateness: Histogram = field(default_factory=Histogram)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import msgspec
 
 from contracts import (
     InvalidIdentifierError,
@@ -11,9 +14,9 @@ from contracts import (
     ScheduleError,
     TaskSpec,
     spread_offset,
-    validate_schedule,
     validate_task_id,
 )
+from contracts.validation import MAX_RETRY_DELAY_SECONDS, validate_spec
 from dvp_cms.plugins.base import Plugin
 from dvp_cms.plugins.errors import TaskDefinitionError
 from dvp_cms.plugins.hooks.scheduled_tasks import (
@@ -38,18 +41,6 @@ def task_spec(plugin: Plugin, definition: Any, tenant_id: str) -> TaskSpec:
         validate_task_id(task_id)
     except InvalidIdentifierError as error:
         raise TaskDefinitionError(plugin_name, task_id, str(error)) from None
-    if not isinstance(definition.name, str) or not definition.name.strip():
-        raise TaskDefinitionError(plugin_name, task_id, "name must be a non-empty string")
-    retries = definition.max_retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise TaskDefinitionError(
-            plugin_name, task_id, f"max_retries must be a whole number >= 0, got {retries!r}"
-        )
-    timeout = definition.timeout_seconds
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise TaskDefinitionError(
-            plugin_name, task_id, f"timeout_seconds must be a number > 0, got {timeout!r}"
-        )
     if not isinstance(definition.schedule, TaskSchedule):
         raise TaskDefinitionError(
             plugin_name,
@@ -57,17 +48,18 @@ def task_spec(plugin: Plugin, definition: Any, tenant_id: str) -> TaskSpec:
             f"schedule must be a TaskSchedule, got {type(definition.schedule).__name__}",
         )
     try:
-        schedule = _schedule(definition.schedule, tenant_id, task_id)
-        validate_schedule(schedule)
-    except ScheduleError as error:
+        spec = TaskSpec(
+            name=definition.name,
+            description=definition.description or "",
+            schedule=_schedule(definition.schedule, tenant_id, task_id),
+            max_retries=definition.max_retries,
+            timeout_seconds=definition.timeout_seconds,
+        )
+        # The same rules every reader of the stream applies to a registration read back.
+        validate_spec(spec)
+    except ValueError as error:  # ScheduleError is one
         raise TaskDefinitionError(plugin_name, task_id, str(error)) from None
-    return TaskSpec(
-        name=definition.name,
-        description=definition.description or "",
-        schedule=schedule,
-        max_retries=retries,
-        timeout_seconds=float(timeout),
-    )
+    return msgspec.structs.replace(spec, timeout_seconds=float(spec.timeout_seconds))
 
 
 def _schedule(schedule: TaskSchedule, tenant_id: str, task_id: str) -> Schedule:
@@ -91,8 +83,16 @@ def _schedule(schedule: TaskSchedule, tenant_id: str, task_id: str) -> Schedule:
 def retry_decision(plugin: Plugin, decision: TaskRetryDecision) -> RetryDecision:
     """The contract form of a plugin's ``TaskRetryDecision``; raise `ValueError` if unusable."""
     delay = decision.delay_seconds
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-        raise ValueError(f"delay_seconds must be a number >= 0, got {delay!r}")
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int | float)
+        or not math.isfinite(delay)
+        or not 0 <= delay <= MAX_RETRY_DELAY_SECONDS
+    ):
+        raise ValueError(
+            f"delay_seconds must be a number >= 0 and at most {MAX_RETRY_DELAY_SECONDS:.0f} "
+            f"(366 days), got {delay!r}"
+        )
     return RetryDecision(
         should_retry=bool(decision.should_retry),
         delay_seconds=float(delay),

@@ -27,13 +27,14 @@ from contracts import (
     STREAM_NAME,
     EventDecodeError,
     EventKind,
-    decode,
     next_fires,
     subject_filter,
     validate_task_id,
 )
 from contracts.events import event_type
+from contracts.inbound import read_event
 from contracts.queries import FAILURES_QUERY, HISTORY_QUERY, TASKS_QUERY
+from contracts.validation import registration_problem
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
@@ -282,7 +283,7 @@ async def _events_async(args: argparse.Namespace) -> None:
             sys.stdout.write(data.decode(errors="replace") + "\n")
             return
         try:
-            event = decode(data)
+            event = read_event(msg_subject, data)
         except EventDecodeError as error:
             print(f"{sequence:>8}  {msg_subject.decode()}  (not an event: {error})", flush=True)
             return
@@ -367,6 +368,13 @@ async def _next_async(args: argparse.Namespace) -> tuple[list[datetime], str, bo
             raise ProjectorError(
                 f"task {tenant}/{args.task_id} is unregistered: its plugin no longer declares it"
             )
+        problem = registration_problem(event)
+        if problem is not None:
+            raise ProjectorError(
+                f"task {tenant}/{args.task_id} is invalid and never fires: its registration "
+                f"breaks the registration rules ({problem}); its plugin must register a valid "
+                "definition"
+            )
         paused = standing.paused
         fires = next_fires(event.spec.schedule, datetime.now(UTC), max(0, args.n))
         return fires, tenant, paused
@@ -441,7 +449,7 @@ def _task_table(items: list[dict[str, Any]]) -> None:
             [
                 t["tenant_id"],
                 t["task_id"],
-                t["schedule"] or "-",
+                _cut(t["schedule"] or "-", _SCHEDULE_WIDTH),
                 _status_cell(t, now),
                 _short(t["next_fire_at"]),
                 last,
@@ -451,9 +459,20 @@ def _task_table(items: list[dict[str, Any]]) -> None:
     _columns(rows)
 
 
+_SCHEDULE_WIDTH = 40
+"""Characters of a schedule shown in the ``tasks`` table (an invalid one may be very long)."""
+
+
+def _cut(text: str, width: int) -> str:
+    """``text``, cut to ``width`` characters with ``...`` when longer."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _status_cell(task: dict[str, Any], now: datetime) -> str:
     """The status, and how long an attempt has waited for an executor, if one does."""
     status: str = task["status"]
+    if status == "invalid":
+        return f"invalid: {task.get('invalid_reason') or 'its registration breaks the rules'}"
     since = task.get("waiting_since")
     if not since or status in ("paused", "unregistered"):
         return status

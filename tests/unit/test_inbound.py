@@ -34,9 +34,7 @@ def test_an_event_on_its_own_subject_is_read() -> None:
         ("dvp.tasks.globex.paused.other", "task 'other'"),  # another task
     ],
 )
-def test_a_body_that_names_another_tenant_kind_or_task_is_refused(
-    subject: str, names: str
-) -> None:
+def test_a_body_that_names_another_tenant_kind_or_task_is_refused(subject: str, names: str) -> None:
     with pytest.raises(SubjectMismatchError, match="does not match its subject") as caught:
         read_event(subject, encode(PAUSED))
     assert names in str(caught.value)

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from nats.aio.msg import Msg
 
-from contracts import encode
+from contracts import decode, encode, event_subject
 from natsio.errors import ServiceStartupError
 from natsio.publish import AckedPublisher
 from tests.unit.projector import events
@@ -44,10 +44,11 @@ class _Msg:
     subject: str
     data: bytes
     metadata: _Metadata
+    headers: dict[str, str] | None = None
 
 
 def message(seq: int, data: bytes, *, pending: int = 0, subject: str = "") -> Msg:
-    subject = subject or f"dvp.tasks.{TENANT}.registered.{TASK}"
+    subject = subject or event_subject(decode(data))  # an event's own subject
     return cast(Msg, _Msg(subject, data, _Metadata(_Sequence(seq), pending)))
 
 
