@@ -37,6 +37,16 @@ const details = {
   "task.failed.v1": (e) => `execution=${e.execution_id} attempt=${e.attempt} reason=${e.reason} error=${JSON.stringify(e.error.message)}`,
 };
 
+// The subject is the authority: a body naming another tenant, kind or task than its subject
+// was written by someone allowed only that subject, and is ignored.
+function mismatch(subject, e) {
+  const [, , tenant, kind, ...task] = subject.split(".");
+  const tag = String(e.type ?? "").split(".")[1];
+  const bodyKind = tag === "retry_scheduled" ? "retry" : tag;
+  if (tenant === e.tenant_id && kind === bodyKind && task.join(".") === e.task_id) return null;
+  return `the body (${e.tenant_id}/${bodyKind}/${e.task_id}) does not match its subject ${subject}`;
+}
+
 async function main() {
   const opts = options(process.argv.slice(2));
   const nc = await connect({ servers: opts.server });
@@ -53,8 +63,13 @@ async function main() {
     let line;
     try {
       const e = m.json();
-      const extra = details[e.type] ? details[e.type](e) : `(unknown type; fields: ${Object.keys(e).join(",")})`;
-      line = `${e.occurred_at} ${e.type} ${e.tenant_id}/${e.task_id} ${extra}`;
+      const forged = mismatch(m.subject, e);
+      if (forged) {
+        line = `seq=${m.seq} ignored: ${forged}`;
+      } else {
+        const extra = details[e.type] ? details[e.type](e) : `(unknown type; fields: ${Object.keys(e).join(",")})`;
+        line = `${e.occurred_at} ${e.type} ${e.tenant_id}/${e.task_id} ${extra}`;
+      }
     } catch (error) {
       line = `seq=${m.seq} not an event: ${error.message}`;
     }
