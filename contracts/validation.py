@@ -123,7 +123,7 @@ def event_problem(event: Event) -> str | None:
             return (
                 _count_problem("duration_ms", event.duration_ms)
                 or _instant_problem("retry_at", event.retry_at)
-                or _delay_problem("delay_seconds", event.delay_seconds)
+                or delay_problem("delay_seconds", event.delay_seconds)
                 or _decision_problem(event.decision)
             )
         case TaskFailed():
@@ -161,8 +161,15 @@ def _count_problem(field: str, value: int) -> str | None:
     return f"{field} must be >= 0, got {value}"
 
 
-def _delay_problem(field: str, delay: float) -> str | None:
-    if math.isfinite(delay) and 0 <= delay <= MAX_RETRY_DELAY_SECONDS:
+def delay_problem(field: str, delay: object) -> str | None:
+    """What is wrong with ``delay`` as a retry delay (a finite number of seconds, 0 to 366
+    days), or ``None``; the plugin host checks a plugin's decision with it too."""
+    if (
+        isinstance(delay, int | float)
+        and not isinstance(delay, bool)
+        and math.isfinite(delay)
+        and 0 <= delay <= MAX_RETRY_DELAY_SECONDS
+    ):
         return None
     return (
         f"{field} must be a number >= 0 and at most {MAX_RETRY_DELAY_SECONDS:.0f} (366 days), "
@@ -173,4 +180,4 @@ def _delay_problem(field: str, delay: float) -> str | None:
 def _decision_problem(decision: RetryDecision | None) -> str | None:
     if decision is None:
         return None
-    return _delay_problem("decision.delay_seconds", decision.delay_seconds)
+    return delay_problem("decision.delay_seconds", decision.delay_seconds)

@@ -140,7 +140,7 @@ class Registrar:
                     for error in registration.errors
                     if isinstance(error, TaskDefinitionError) and isinstance(error.task_id, str)
                 }
-                known = await _stream.read_known_tasks(nc, js, tenant_id)
+                known = await _stream.read_known_tasks(nc, tenant_id)
                 plans = plan_registrations(
                     tenant_id,
                     declared=registration.tasks,

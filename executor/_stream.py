@@ -95,9 +95,7 @@ async def read_known_task(js: JetStreamContext, tenant_id: str, task_id: str) ->
     )
 
 
-async def read_known_tasks(
-    nc: Client, js: JetStreamContext, tenant_id: str
-) -> dict[str, KnownTask]:
+async def read_known_tasks(nc: Client, tenant_id: str) -> dict[str, KnownTask]:
     """Every task of ``tenant_id`` that was ever registered, as the stream says it stands.
 
     A task ever registered keeps a message on its ``registered`` subject, so listing those
@@ -110,6 +108,7 @@ async def read_known_tasks(
         raise ExecutorSetupError(str(error)) from error
     prefix_tokens = 4  # dvp.tasks.<tenant>.<kind>.
     task_ids = {s.split(".", prefix_tokens)[-1] for s in subjects}
+    js = nc.jetstream()
     known: dict[str, KnownTask] = {}
     for task_id in sorted(task_ids):
         found = await read_known_task(js, tenant_id, task_id)

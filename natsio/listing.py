@@ -111,8 +111,6 @@ async def _create(
 
 async def _delete(nc: Client, consumer: str) -> None:
     try:
-        await nc.request(
-            f"$JS.API.CONSUMER.DELETE.{STREAM_NAME}.{consumer}", b"", timeout=_REQUEST_SECONDS
-        )
+        await nc.jetstream(timeout=_REQUEST_SECONDS).delete_consumer(STREAM_NAME, consumer)
     except Exception as error:  # the server removes it after LISTING_IDLE_SECONDS anyway
         log.debug("deleting the listing consumer %s failed: %s", consumer, error)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
@@ -16,7 +15,7 @@ from contracts import (
     spread_offset,
     validate_task_id,
 )
-from contracts.validation import MAX_RETRY_DELAY_SECONDS, validate_spec
+from contracts.validation import delay_problem, validate_spec
 from dvp_cms.plugins.base import Plugin
 from dvp_cms.plugins.errors import TaskDefinitionError
 from dvp_cms.plugins.hooks.scheduled_tasks import (
@@ -83,16 +82,9 @@ def _schedule(schedule: TaskSchedule, tenant_id: str, task_id: str) -> Schedule:
 def retry_decision(plugin: Plugin, decision: TaskRetryDecision) -> RetryDecision:
     """The contract form of a plugin's ``TaskRetryDecision``; raise `ValueError` if unusable."""
     delay = decision.delay_seconds
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, int | float)
-        or not math.isfinite(delay)
-        or not 0 <= delay <= MAX_RETRY_DELAY_SECONDS
-    ):
-        raise ValueError(
-            f"delay_seconds must be a number >= 0 and at most {MAX_RETRY_DELAY_SECONDS:.0f} "
-            f"(366 days), got {delay!r}"
-        )
+    problem = delay_problem("delay_seconds", delay)
+    if problem is not None:
+        raise ValueError(problem)
     return RetryDecision(
         should_retry=bool(decision.should_retry),
         delay_seconds=float(delay),
