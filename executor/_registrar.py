@@ -27,11 +27,12 @@ from executor._stats import ExecutorStats
 from executor.errors import UnownedTaskError
 from executor.registrations import PlannedPublish, plan_registrations, plan_task
 from executor.settings import ExecutorSettings
-from natsio.errors import is_guard_refusal
+from natsio.errors import is_guard_refusal, winning_sequence
 
 log = logging.getLogger("dvp_scheduler.executor")
 
 _REGISTRATION_CONFLICT_ATTEMPTS: Final = 5
+_IN_FLIGHT_PAUSE_SECONDS: Final = 0.2
 
 
 class Registrar:
@@ -184,7 +185,10 @@ class Registrar:
             except APIError as error:
                 if not is_guard_refusal(error):
                     raise
-                # Another executor published for this task first: look again.
+                # Another executor published for this task first: look again (once its write,
+                # when still being agreed on by the replicas, has landed).
+                if winning_sequence(error) is None:
+                    await asyncio.sleep(_IN_FLIGHT_PAUSE_SECONDS)
                 known = await _stream.read_known_task(js, event.tenant_id, event.task_id)
                 current = plan_task(
                     event.tenant_id,

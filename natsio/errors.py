@@ -15,11 +15,36 @@ STREAM_NOT_FOUND: Final = 10059
 WRONG_LAST_SEQUENCE: Final = 10071
 """``Nats-Expected-Last-Subject-Sequence`` did not match: another writer got there first."""
 
+LAST_SEQUENCE_IN_FLIGHT: Final = 10164
+"""On a replicated stream: another write on the guarded subjects is still being agreed on, so
+the guard cannot be checked; that write is the winner's (the server says only "wrong last
+sequence", without the number)."""
+
+DUPLICATE_IN_FLIGHT: Final = 10158
+"""On a replicated stream: a message with the same ``Nats-Msg-Id`` (the same decision, by
+another writer) is still being agreed on."""
+
+_LOST_RACE: Final = frozenset({WRONG_LAST_SEQUENCE, LAST_SEQUENCE_IN_FLIGHT, DUPLICATE_IN_FLIGHT})
+
 
 def is_guard_refusal(error: BaseException) -> bool:
     """Whether ``error`` is the stream refusing a guarded publish because another writer won
-    the race (an ordinary outcome with several writers, not a failure)."""
-    return isinstance(error, APIError) and error.err_code == WRONG_LAST_SEQUENCE
+    the race (an ordinary outcome with several writers, not a failure): 10071 on any stream,
+    and on a replicated one also 10164 and 10158, which the leader answers while the winner's
+    write is still in flight."""
+    return isinstance(error, APIError) and error.err_code in _LOST_RACE
+
+
+_ACTUAL_SEQUENCE: Final = re.compile(r"wrong last sequence: (\d+)")
+
+
+def winning_sequence(error: APIError) -> int | None:
+    """The sequence the stream holds instead of the expected one, when the refusal names it
+    (10071 does; the in-flight refusals do not)."""
+    if error.err_code != WRONG_LAST_SEQUENCE:
+        return None
+    found = _ACTUAL_SEQUENCE.search(error.description or "")
+    return int(found.group(1)) if found else None
 
 
 class PermissionRefusal(NamedTuple):

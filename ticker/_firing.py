@@ -6,9 +6,10 @@ One timing loop over a heap of next fire instants hands the tasks that come due 
 Every publish is guarded: ``Nats-Expected-Last-Subject-Sequence`` over all of the task's
 subjects (``dvp.tasks.<tenant>.*.<task>``) must equal the newest sequence the follower applied
 for that task, so a decision is recorded only if it was taken on everything the stream holds
-about the task. A refused publish (10071) waits until the follower has caught up and decides
-again (`publish_guarded`). ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the
-stream drops.
+about the task. A publish refused because another writer won the race
+(`natsio.errors.is_guard_refusal`) waits until the follower has caught up and decides again
+(`publish_guarded`). ``Nats-Msg-Id`` makes a repeated identical decision a duplicate the stream
+drops.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import time
 from asyncio import Future
 from collections.abc import Callable, Coroutine
@@ -31,7 +31,7 @@ from contracts.describe import describe_event, event_log_fields
 from contracts.errors import InvalidIdentifierError
 from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_subject
 from contracts.subjects import PREFIX
-from natsio.errors import is_guard_refusal
+from natsio.errors import is_guard_refusal, winning_sequence
 from natsio.publish import AckedPublisher, PublishAck
 from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
@@ -56,7 +56,6 @@ _DECIDE_AHEAD_SECONDS: Final = 0.1
 """Fires are decided this long before their instant, so that a burst is sent on the instant."""
 _DECISIONS_PER_TURN: Final = 32
 """Decisions taken before the loop lets other work (fires due sooner) run."""
-_ACTUAL_SEQUENCE: Final = re.compile(r"wrong last sequence: (\d+)")
 
 Decider = Callable[[TaskState, datetime], Decision | None]
 """What to publish for a task at an instant (``None``: nothing)."""
@@ -182,8 +181,8 @@ class FirePublisher:
                 if not is_guard_refusal(error):
                     raise
                 self._stats.conflicts += 1
-                found = _ACTUAL_SEQUENCE.search(error.description or "")
-                actual = int(found.group(1)) if found else state.last_seq + 1
+                # The winner's message, once the follower has it, changes the decision.
+                actual = winning_sequence(error) or state.last_seq + 1
                 if not await self._caught_up(key, actual):
                     return False
                 continue

@@ -7,6 +7,7 @@ subjects, so they hold with no projector running and are never behind it.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import socket
 from dataclasses import dataclass
@@ -33,11 +34,12 @@ from contracts import (
 )
 from contracts.errors import SchedulerError, UnknownTaskError
 from natsio import executor_consumer_config
-from natsio.errors import is_guard_refusal
+from natsio.errors import is_guard_refusal, winning_sequence
 from natsio.lookup import connection_user, decode_stored, last_message, read_task_standing
 from natsio.provision import ensure_consumer
 
 _PUBLISH_TRIES: Final = 5
+_IN_FLIGHT_PAUSE_SECONDS: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,10 @@ async def publish_operator_due(
             ack = await js.publish(due_subject, encode(due), headers=headers)
         except APIError as error:
             if is_guard_refusal(error):
-                continue  # a TaskDue was published meanwhile: check again
+                # A TaskDue was published meanwhile: check again, once it has landed.
+                if winning_sequence(error) is None:
+                    await asyncio.sleep(_IN_FLIGHT_PAUSE_SECONDS)
+                continue
             raise
         return PublishedDue(
             due=due, sequence=ack.seq, duplicate=bool(ack.duplicate), beside=open_now

@@ -2,5 +2,6 @@
 
 from dvp_scheduler.natsserver.base import NatsServer
 from dvp_scheduler.natsserver.binary import BinaryNatsServer, nats_server_executable
+from dvp_scheduler.natsserver.cluster import BinaryNatsCluster
 
-__all__ = ["BinaryNatsServer", "NatsServer", "nats_server_executable"]
+__all__ = ["BinaryNatsCluster", "BinaryNatsServer", "NatsServer", "nats_server_executable"]

@@ -157,10 +157,12 @@ class BinaryNatsServer:
             time.sleep(0.02)
         raise NatsServerError(f"nats-server did not become ready in {_READY_TIMEOUT_SECONDS}s")
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the server with ``sig`` (SIGKILL: as a crash) and wait for it to exit; the
+        store survives when ``store_dir`` was given. Safe to call twice."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(sig)
             try:
                 process.wait(_STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
