@@ -6,6 +6,7 @@ or check them with these functions, so that they agree.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,13 +18,18 @@ from nats.js.api import (
     ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
     StreamInfo,
 )
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
+from contracts.queries import CHECKPOINT_BUCKET, TASK_STATE_BUCKET
 from contracts.stream import (
     DUPLICATE_WINDOW_SECONDS,
     EXECUTOR_ACK_WAIT_SECONDS,
@@ -148,6 +154,51 @@ async def ensure_consumer(js: JetStreamContext, config: ConsumerConfig) -> Consu
     return info
 
 
+def task_state_bucket_config(*, replicas: int = 1) -> KeyValueConfig:
+    """The key-value bucket the projector mirrors each task's state into, at the stream's
+    ``replicas`` (so that it survives what the stream survives)."""
+    return KeyValueConfig(
+        bucket=TASK_STATE_BUCKET,
+        history=1,
+        replicas=replicas,
+        description="dvp-scheduler: each task's current state, kept by the projector",
+    )
+
+
+def checkpoint_store_config(*, replicas: int = 1) -> ObjectStoreConfig:
+    """The object store bucket holding the projector's checkpoint, at ``replicas``."""
+    return ObjectStoreConfig(description="dvp-scheduler projector checkpoint", replicas=replicas)
+
+
+async def ensure_task_state_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
+    """The projector's key-value bucket; created at ``replicas`` if it does not exist."""
+    try:
+        return await js.key_value(TASK_STATE_BUCKET)
+    except BucketNotFoundError:
+        log.info("creating the key-value bucket %s (%d replica(s))", TASK_STATE_BUCKET, replicas)
+    return await js.create_key_value(task_state_bucket_config(replicas=replicas))
+
+
+async def ensure_checkpoint_store(js: JetStreamContext, *, replicas: int = 1) -> ObjectStore:
+    """The projector's checkpoint bucket; created at ``replicas`` if it does not exist."""
+    try:
+        return await js.object_store(CHECKPOINT_BUCKET)
+    except BucketNotFoundError:
+        log.info("creating the object store %s (%d replica(s))", CHECKPOINT_BUCKET, replicas)
+    return await js.create_object_store(
+        CHECKPOINT_BUCKET, config=checkpoint_store_config(replicas=replicas)
+    )
+
+
+async def _match_replicas(js: JetStreamContext, backing_stream: str, replicas: int) -> str:
+    """Set the replicas of a bucket's backing stream; what was done."""
+    info = await js.stream_info(backing_stream)
+    if info.config.num_replicas == replicas:
+        return f"bucket stream {backing_stream} is up to date"
+    await js.update_stream(dataclasses.replace(info.config, num_replicas=replicas))
+    return f"updated bucket stream {backing_stream} ({replicas} replica(s))"
+
+
 async def prepare_stream(
     js: JetStreamContext,
     *,
@@ -155,8 +206,9 @@ async def prepare_stream(
     max_age_seconds: float = 0.0,
     tenants: Sequence[str] = ("default",),
 ) -> list[str]:
-    """Create or update the stream and the executor consumers of ``tenants``; say what was
-    done. (Tickers and executors create the consumers of other tenants as they meet them.)"""
+    """Create or update the stream, the projector's buckets (at the stream's replicas) and the
+    executor consumers of ``tenants``; say what was done. (Tickers and executors create the
+    consumers of other tenants as they meet them.)"""
     config = stream_config(replicas=replicas, max_age_seconds=max_age_seconds)
     done: list[str] = []
     try:
@@ -170,6 +222,15 @@ async def prepare_stream(
             done.append(f"updated stream {STREAM_NAME} ({replicas} replica(s))")
         else:
             done.append(f"stream {STREAM_NAME} is up to date")
+    for bucket, make in (
+        (f"KV_{TASK_STATE_BUCKET}", ensure_task_state_bucket),
+        (f"OBJ_{CHECKPOINT_BUCKET}", ensure_checkpoint_store),
+    ):
+        try:
+            done.append(await _match_replicas(js, bucket, replicas))
+        except NotFoundError:
+            await make(js, replicas=replicas)
+            done.append(f"created bucket stream {bucket} ({replicas} replica(s))")
     for tenant_id in tenants:
         durable = executor_durable(tenant_id)
         try:

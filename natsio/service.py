@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js.errors import ServiceUnavailableError
 
 from natsio.errors import (
     PermissionRefusal,
@@ -33,6 +35,14 @@ from natsio.errors import (
     permission_refusal,
 )
 from natsio.settings import ServiceSettings
+
+T = TypeVar("T")
+
+_UNANSWERED: Final = (TimeoutError, NoRespondersError, ServiceUnavailableError)
+"""How a JetStream request fails while nobody can answer it: during a stream or meta leader
+election, or while the node a stream lives on restarts."""
+_FIRST_PATIENCE_PAUSE: Final = 0.5
+_LONGEST_PATIENCE_PAUSE: Final = 5.0
 
 
 class NatsService:
@@ -157,6 +167,36 @@ class NatsService:
         job.add_done_callback(self._job_ended)
         return job
 
+    async def patiently(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run a start-up ``step`` (idempotent), again with backoff while JetStream does not
+        answer it, saying ``what`` it waits for; after ``startup_patience_seconds`` (or when the
+        server refused a grant, which also shows as a timeout) the error stands."""
+        loop = asyncio.get_running_loop()
+        patience = self._service_settings.startup_patience_seconds
+        deadline = loop.time() + patience
+        pause = _FIRST_PATIENCE_PAUSE
+        while True:
+            try:
+                return await step()
+            except _UNANSWERED as error:
+                if self._refused is not None or self.stopping:
+                    raise
+                if loop.time() + pause > deadline:
+                    raise ServiceStartupError(
+                        f"the {self.service_name} cannot start: JetStream did not answer "
+                        f"{what} within {patience:g}s ({_describe(error)}); check that a "
+                        "majority of the cluster's nodes run, or raise startup_patience_seconds"
+                    ) from error
+                self.log.warning(
+                    "JetStream did not answer %s (%s), as during a leader election or while "
+                    "a node restarts; asking again in %.1fs",
+                    what,
+                    _describe(error),
+                    pause,
+                )
+                await self.sleep_unless_stopping(pause)
+                pause = min(pause * 2, _LONGEST_PATIENCE_PAUSE)
+
     async def sleep_unless_stopping(self, seconds: float) -> None:
         """Sleep, but wake up at once when the service is asked to stop."""
         with suppress(TimeoutError):
@@ -269,3 +309,7 @@ class NatsService:
     async def _on_reconnected(self) -> None:
         self.log.info("NATS: reconnected")
         await self._reconnected()
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__

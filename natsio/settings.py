@@ -26,6 +26,12 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="at start, how long to keep trying to reach NATS before giving up",
     )
+    startup_patience_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="at start, how long to keep asking JetStream while it does not answer (a "
+        "stream leader election, a node restarting) before giving up",
+    )
     grace_seconds: float = Field(
         default=10.0, ge=0, description="on shutdown, how long running work may take to finish"
     )

@@ -24,8 +24,6 @@ from typing import ClassVar, Final
 import msgspec
 import nats
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 from nats.micro import add_service
 from nats.micro.service import Service
@@ -45,7 +43,7 @@ from contracts.queries import (
     task_state_key,
 )
 from contracts.stream import STREAM_NAME
-from natsio.provision import ensure_stream
+from natsio.provision import ensure_stream, ensure_task_state_bucket
 from natsio.reader import OrderedReader, reader_client_class
 from natsio.service import NatsService
 from natsio.settings import ServiceSettings
@@ -151,19 +149,26 @@ class Projector(NatsService):
         settings = self._settings
         nc = self.nc
         js = nc.jetstream()
-        info = await ensure_stream(js)
+        info = await self.patiently(
+            f"for the info of stream {STREAM_NAME}", lambda: ensure_stream(js)
+        )
+        replicas = info.config.num_replicas or 1
         self._stream_created = info.created
         self._checkpoints = (
             FileCheckpoints(settings.checkpoint_file)
             if settings.checkpoint_file is not None
-            else ObjectStoreCheckpoints(js)
+            else ObjectStoreCheckpoints(js, replicas=replicas)
         )
         await self._restore(info.state.last_seq)
         if settings.mirror:
-            self._kv = await _task_state_bucket(js)
+            self._kv = await self.patiently(
+                f"for the key-value bucket {TASK_STATE_BUCKET}",
+                lambda: ensure_task_state_bucket(js, replicas=replicas),
+            )
             self._dirty.update(self._state.tasks)  # the bucket may lag the checkpoint
-        self._reader = OrderedReader(nc, self._on_message, start_sequence=self._state.sequence + 1)
-        await self._reader.start()
+        start_sequence = self._state.sequence + 1
+        reader = self._reader = OrderedReader(nc, self._on_message, start_sequence=start_sequence)
+        await self.patiently(f"for a consumer on {STREAM_NAME}", reader.start)
         handlers = QueryHandlers(lambda: self._state, nc.max_payload)
         service = self._service = await add_service(
             nc,
@@ -184,16 +189,17 @@ class Projector(NatsService):
         self._housekeeping_started = True
         self.start_loop(self._housekeep(), "housekeeping")
         log.info(
-            "projector following %s from sequence %d (stream at %d)",
+            "projector following %s from sequence %d (stream at %d when it started)",
             STREAM_NAME,
-            self._state.sequence + 1,
+            start_sequence,
             info.state.last_seq,
         )
 
     async def _restore(self, last_sequence: int) -> None:
-        assert self._checkpoints is not None
+        checkpoints = self._checkpoints
+        assert checkpoints is not None
         try:
-            data = await self._checkpoints.load()
+            data = await self.patiently("for the checkpoint", checkpoints.load)
         except (OSError, nats.errors.Error) as error:
             log.warning("cannot load the checkpoint (%s); replaying from the start", error)
             return
@@ -329,14 +335,3 @@ class Projector(NatsService):
                 await self._checkpoint()
         except Exception as error:
             log.warning("final checkpoint not written (%r)", error)
-
-
-async def _task_state_bucket(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.key_value(TASK_STATE_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            bucket=TASK_STATE_BUCKET,
-            history=1,
-            description="dvp-scheduler: each task's current state, kept by the projector",
-        )

@@ -17,6 +17,7 @@ The lifecycle (connection, loops, the grace given to publishes in flight, closin
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Self
@@ -81,14 +82,19 @@ class Ticker(NatsService):
     async def _start(self) -> None:
         settings = self._settings
         js = self.nc.jetstream()
-        await ensure_stream(js)
+        await self.patiently(f"for the info of stream {STREAM_NAME}", lambda: ensure_stream(js))
         publisher = self._publisher = AckedPublisher(self.nc, settings.publish_timeout_seconds)
         await publisher.start()
         consumers = ExecutorConsumers(js)
         firing = self._firing = FirePublisher(
             publisher, self._follower, self.stats, settings, self.spawn, consumers
         )
-        await self._follower.start(js, on_change=firing.task_changed)
+        # Safe to ask again: a consumer whose creation was not answered delivers to an inbox
+        # nobody listens on, and goes away.
+        await self.patiently(
+            f"for a consumer following {STREAM_NAME}",
+            functools.partial(self._follower.start, js, on_change=firing.task_changed),
+        )
         try:
             await asyncio.wait_for(self._follower.ready.wait(), settings.startup_timeout_seconds)
         except TimeoutError:
@@ -101,12 +107,18 @@ class Ticker(NatsService):
         # tenant's first TaskDue, or that fire would wait for no executor at all.
         tenants = {state.tenant_id for state in self._follower.states.values() if state.registered}
         for tenant_id in sorted(tenants):
-            await consumers.ensure(tenant_id)
+            await self.patiently(
+                f"for the executor consumer of tenant {tenant_id}",
+                functools.partial(consumers.ensure, tenant_id),
+            )
         await firing.schedule_all()
         # Created once for all tickers: from a duplicate window ago, inside which Nats-Msg-Id
         # still drops a retry published twice.
         start = datetime.now(UTC) - timedelta(seconds=DUPLICATE_WINDOW_SECONDS)
-        await ensure_consumer(js, ticker_retry_consumer_config(start_time=start))
+        await self.patiently(
+            "for the tickers' retry consumer",
+            lambda: ensure_consumer(js, ticker_retry_consumer_config(start_time=start)),
+        )
         retries = RetryRelay(
             js, self._follower, firing, self.stats, settings.backoff_seconds, self.spawn
         )

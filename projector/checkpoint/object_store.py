@@ -9,6 +9,7 @@ from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from contracts.queries import CHECKPOINT_BUCKET
+from natsio.provision import checkpoint_store_config
 
 """The object store bucket holding the projector's checkpoint."""
 
@@ -18,7 +19,8 @@ CHECKPOINT_OBJECT: Final = "checkpoint"
 
 class ObjectStoreCheckpoints:
     """Keep the checkpoint as one object (chunked by JetStream, so its size is not bounded by
-    the server's max payload) in ``bucket``, created on first use."""
+    the server's max payload) in ``bucket``, created on first use with ``replicas`` (the
+    stream's, so that the checkpoint survives what the stream survives)."""
 
     def __init__(
         self,
@@ -26,8 +28,10 @@ class ObjectStoreCheckpoints:
         *,
         bucket: str = CHECKPOINT_BUCKET,
         name: str = CHECKPOINT_OBJECT,
+        replicas: int = 1,
     ) -> None:
         self._js = js
+        self._replicas = replicas
         self._bucket = bucket
         self._name = name
         self._store: ObjectStore | None = None
@@ -38,7 +42,7 @@ class ObjectStoreCheckpoints:
                 self._store = await self._js.object_store(self._bucket)
             except BucketNotFoundError:
                 self._store = await self._js.create_object_store(
-                    self._bucket, description="dvp-scheduler projector checkpoint"
+                    self._bucket, config=checkpoint_store_config(replicas=self._replicas)
                 )
         return self._store
 
