@@ -17,6 +17,7 @@ from natsio import NatsConnection
 from natsio.provision import prepare_stream
 from projector import Projector, ProjectorSettings
 from tests.integration.projector.test_projector import publish, scenario
+from tests.support import eventually
 from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,8 @@ async def _replicas(js: JetStreamContext, stream: str) -> int:
 async def _leader(js: JetStreamContext, stream: str) -> int:
     """The index of the node that leads ``stream`` (nodes are named n1, n2, n3)."""
     info = await js.stream_info(stream)
-    assert info.cluster is not None and info.cluster.leader is not None
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
     return int(info.cluster.leader.removeprefix("n")) - 1
 
 
@@ -60,8 +62,7 @@ async def test_a_projector_makes_its_buckets_at_the_streams_replicas(
     last = await publish(js, scenario())
     settings = ProjectorSettings(connection=cluster_connection, checkpoint_interval=0.1)
     async with Projector(settings) as projector:
-        while projector.sequence < last:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: projector.sequence >= last, within=10, message="caught up")
     assert [await _replicas(js, name) for name in BUCKET_STREAMS] == [3, 3]
 
 
@@ -72,8 +73,7 @@ async def test_a_projector_resumes_from_its_checkpoint_with_a_node_down(
     last = await publish(js, scenario())
     settings = ProjectorSettings(connection=cluster_connection, checkpoint_interval=0.1)
     async with Projector(settings) as first:
-        while first.sequence < last:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: first.sequence >= last, within=10, message="caught up")
     # The checkpoint's bucket leader goes down: its two other replicas still serve it.
     cluster.kill_node(await _leader(js, f"OBJ_{CHECKPOINT_BUCKET}"))
     async with asyncio.timeout(40), Projector(settings) as second:
