@@ -276,7 +276,9 @@ def message_id(event: Event) -> str | None:
     """The ``Nats-Msg-Id`` that makes recording ``event`` idempotent, or ``None``.
 
     All three outcomes of an attempt share one id, so a re-run attempt cannot record a second
-    outcome of any kind.
+    outcome of any kind. A ``TaskStarted`` names its start instant too: an attempt run again
+    (redelivered, even to a restarted worker of the same name) is started again, and that
+    start is a fact of its own.
     """
     match event:
         case TaskDue():
@@ -284,7 +286,8 @@ def message_id(event: Event) -> str | None:
         case TaskSucceeded() | RetryScheduled() | TaskFailed():
             return f"outcome:{event.execution_id}:{event.attempt}"
         case TaskStarted():
-            return f"started:{event.execution_id}:{event.attempt}:{event.worker}"
+            micros = round(event.occurred_at.timestamp() * 1_000_000)
+            return f"started:{event.execution_id}:{event.attempt}:{event.worker}:{micros}"
         case TaskSkipped():
             millis = round(event.scheduled_for.timestamp() * 1000)
             return f"skipped:{event.tenant_id}:{event.task_id}:{millis}"

@@ -160,6 +160,11 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
     )
     yield _counter("dvp_ticker_publish_errors", "Publishes that failed.", stats.publish_errors)
     yield _counter(
+        "dvp_ticker_held_disconnected",
+        "Fires and retries not sent while the connection was down (decided again after it).",
+        stats.held_disconnected,
+    )
+    yield _counter(
         "dvp_ticker_bad_messages", "Messages that were not events, skipped.", stats.bad_messages
     )
     yield _gauge(

@@ -28,6 +28,10 @@ class PublishAck(msgspec.Struct, frozen=True):
     """The stream already held a message with this message id: nothing new was stored."""
 
 
+class NotConnectedError(ConnectionError):
+    """A publish was not sent because the connection is down (see `AckedPublisher`)."""
+
+
 class _Reply(msgspec.Struct):
     stream: str = ""
     seq: int = 0
@@ -47,7 +51,8 @@ class AckedPublisher:
     subscription takes every acknowledgement, `send` returns as soon as the message is written
     (without yielding to the event loop, so a burst goes out before its first answers are
     read), and the future is awaited when the caller needs the answer. A timer of its own
-    fails the futures whose answer did not come within ``timeout`` (`expire`).
+    fails the futures whose answer did not come within ``timeout`` (`expire`). Nothing is
+    sent while the connection is down (`send_message`).
     """
 
     def __init__(self, nc: Client, timeout: float) -> None:
@@ -96,11 +101,23 @@ class AckedPublisher:
                 self._subjects[key] = subject_name
         return await self.send_message(subject_name, encode(event), event_headers(event))
 
+    @property
+    def connected(self) -> bool:
+        """Whether a publish would go out now (rather than wait for a reconnect)."""
+        return bool(self._nc.is_connected)
+
     async def send_message(
         self, subject_name: str, payload: bytes, headers: dict[str, str]
     ) -> asyncio.Future[PublishAck]:
         """Publish ``payload`` on ``subject_name`` with ``headers`` (an event already encoded,
-        with guard headers of its own); the future resolves as for `send`."""
+        with guard headers of its own); the future resolves as for `send`.
+
+        Raises `NotConnectedError` while the connection is down: the client would keep the
+        message until it reconnects and send it then, a decision stored long after its moment.
+        The caller decides again once connected.
+        """
+        if not self._nc.is_connected:
+            raise NotConnectedError("not connected to NATS: the publish was not sent")
         self._next_token += 1
         token = str(self._next_token)
         future: asyncio.Future[PublishAck] = asyncio.get_running_loop().create_future()

@@ -32,7 +32,7 @@ from contracts.errors import InvalidIdentifierError
 from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_subject
 from contracts.subjects import PREFIX
 from natsio.errors import is_guard_refusal, winning_sequence
-from natsio.publish import AckedPublisher, PublishAck
+from natsio.publish import AckedPublisher, NotConnectedError, PublishAck
 from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
 from ticker._heap import FireHeap
@@ -247,6 +247,13 @@ class FirePublisher:
         if wait > 0:
             await asyncio.sleep(wait)
         publisher = self._publisher
+        if not publisher.connected:
+            # Decided for a moment the stream cannot hear of now: decided again once the
+            # connection is back (then what is past its instant is a catch-up or a skip).
+            self._stats.held_disconnected += len(ready) + len(first_of_tenant)
+            for key in [key for key, *_ in ready] + first_of_tenant:
+                self._done(key, time.time() + self._backoff)
+            return
         sent: list[_Sent] = []
         alone: list[TaskKey] = first_of_tenant
         for key, state, event, subject, payload, headers in ready:
@@ -274,6 +281,9 @@ class FirePublisher:
         try:
             if not await self.publish_guarded(key, self._decide):
                 not_before = time.time() + self._backoff
+        except NotConnectedError:
+            self._stats.held_disconnected += 1
+            not_before = time.time() + self._backoff
         except Exception as error:
             self._stats.publish_errors += 1
             log.warning("publishing for %s/%s failed (%s); trying again", *key, error)

@@ -20,6 +20,7 @@ from contracts.errors import EventDecodeError
 from contracts.events import RetryScheduled
 from contracts.inbound import read_event
 from contracts.stream import STREAM_NAME, TICKER_RETRY_DURABLE
+from natsio.publish import NotConnectedError
 from ticker._firing import FirePublisher, Spawn
 from ticker._follower import Follower
 from ticker._policy import retry_due
@@ -105,6 +106,9 @@ class RetryRelay:
                     key, lambda state, now: retry_due(state, event, now)
                 )
             )
+        except NotConnectedError:
+            self._stats.held_disconnected += 1
+            ok = False
         except Exception as error:
             self._stats.publish_errors += 1
             log.warning("publishing the retry of %s failed (%s)", event.execution_id, error)

@@ -56,6 +56,8 @@ class TickerStats:
     duplicates: int = 0
     conflicts: int = 0
     publish_errors: int = 0
+    held_disconnected: int = 0
+    """Fires not sent because the connection was down (decided again after it came back)."""
     bad_messages: int = 0
     invalid_registrations: int = 0
     """Registrations read that break the registration rules (each logged once)."""

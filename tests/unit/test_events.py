@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -316,3 +316,19 @@ def test_events_in_words_and_log_fields() -> None:
     paused = TaskPaused(tenant_id="acme", task_id="sync.partner", occurred_at=now, note="n")
     assert describe_event(paused) == "paused      acme/sync.partner  n"
     assert "execution_id" not in event_log_fields(paused)
+
+
+def test_a_started_attempt_started_again_by_a_worker_of_the_same_name_is_a_new_message() -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    first = TaskStarted(
+        tenant_id="a",
+        task_id="b",
+        occurred_at=now,
+        execution_id="e",
+        attempt=1,
+        worker="w",
+        deadline=now + timedelta(seconds=30),
+    )
+    again = msgspec.structs.replace(first, occurred_at=now + timedelta(seconds=12))
+    assert message_id(first) == message_id(msgspec.structs.replace(first))  # a resend
+    assert message_id(again) != message_id(first)
