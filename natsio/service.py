@@ -86,6 +86,10 @@ class NatsService:
     async def _reconnected(self) -> None:
         """Called after the connection came back."""
 
+    def _stop_summary(self) -> str:
+        """What the service did in its life, logged when it stops ("" logs nothing)."""
+        return ""
+
     # -- the shared surface -------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -112,7 +116,12 @@ class NatsService:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-        await self._shutdown()
+        try:
+            await self._shutdown()
+        finally:
+            summary = self._stop_summary()
+            if summary:
+                self.log.info("%s stopped: %s", self.service_name, summary)
         failure = self._failure
         if failure is not None and exc is None:
             raise ServiceFailedError(

@@ -313,6 +313,14 @@ class Projector(NatsService):
         self._checkpointed = sequence
         log.debug("checkpoint at sequence %d (%d bytes)", sequence, len(data))
 
+    def _stop_summary(self) -> str:
+        s = self.stats
+        return (
+            f"at sequence {s.sequence}, {s.tasks} tasks, {s.events_applied} events applied, "
+            f"{s.unknown_events} unknown, {s.invalid_messages} invalid, {s.failed_messages} "
+            f"that failed to fold"
+        )
+
     async def _close(self) -> None:
         if self._housekeeping_started:
             await self._last_round()

@@ -125,6 +125,16 @@ class Ticker(NatsService):
         self.start_loop(firing.run(), "timing")
         self.start_loop(retries.run(), "retries")
 
+    def _stop_summary(self) -> str:
+        s = self.stats
+        return (
+            f"{s.due_published} TaskDue published, {s.skipped_published} skips, "
+            f"{s.lost_closed} lost attempts closed, {s.duplicates} duplicates and "
+            f"{s.conflicts} conflicts (another ticker was first), {s.publish_errors} publish "
+            f"errors, {s.held_disconnected} held while disconnected, {s.bad_messages} bad "
+            f"messages, {s.retries_held} retries held"
+        )
+
     async def _close(self) -> None:
         if self._publisher is not None:
             await self._publisher.close()
