@@ -297,7 +297,10 @@ class FirePublisher:
         stats = self._stats
         if ack.duplicate:
             stats.duplicates += 1
-            apply_event(state, event)
+            # The stream had it already (at ack.seq). Once the follower has read that far it
+            # may also have read the execution's end, which applying the fire again would undo.
+            if ack.seq > state.last_seq:
+                apply_event(state, event)
             return
         apply_event(state, event, ack.seq)
         if isinstance(event, TaskDue):

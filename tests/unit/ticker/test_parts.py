@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 
 from contracts import decode, encode, event_subject
 from natsio.errors import ServiceStartupError
-from natsio.publish import AckedPublisher
+from natsio.publish import AckedPublisher, PublishAck
 from tests.unit.projector import events
 from tests.unit.projector.events import T0, TASK, TENANT
 from ticker import Ticker, TickerSettings
@@ -151,3 +151,29 @@ def test_a_start_up_timeout_is_a_service_start_up_error_and_a_timeout() -> None:
     assert isinstance(error, TickerError)
     assert isinstance(error, ServiceStartupError)
     assert isinstance(error, TimeoutError)
+
+
+async def test_a_duplicate_fire_the_follower_has_read_past_does_not_reopen_its_execution() -> None:
+    """Two tickers decide the same fire; the second's publish is a duplicate of the first's,
+    and its answer may come after the follower read the execution's outcome (issue 17: the
+    task was then skipped as overlapping an execution long ended)."""
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    firing = FirePublisher(
+        cast(AckedPublisher, None),
+        follower,
+        stats,
+        TickerSettings(),
+        spawn=_no_spawn,
+        consumers=cast(ExecutorConsumers, None),
+    )
+    fire = events.at(60)
+    the_due = events.due(fire)
+    await feed(follower, message(1, registered()))
+    await feed(follower, message(2, encode(the_due)))
+    await feed(follower, message(3, encode(events.succeeded(fire, events.at(61)))))
+    state = follower.states[KEY]
+    assert the_due.execution_id not in state.running
+    firing._record(state, the_due, PublishAck(stream="DVP_TASKS", seq=2, duplicate=True))
+    assert the_due.execution_id not in state.running
+    assert stats.duplicates == 1
