@@ -23,7 +23,7 @@ define compile
 	$(UV) pip compile pyproject.toml --constraint $(LOCK) $(COMPILE_FLAGS) --output-file $(RUNTIME_LOCK)
 endef
 
-.PHONY: run test lint lock upgrade clean
+.PHONY: run test lint chaos lock upgrade clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -56,6 +56,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The chaos suite's long form: four minutes of faults per seed on a three-node cluster.
+chaos: $(STAMP)
+	DVP_CHAOS_SEEDS=1,2,3 $(BIN)/pytest tests/chaos -m chaos -p no:randomly -s $(PYTEST_ARGS)
 
 # Re-resolve after editing pyproject.toml, keeping every pin that still fits.
 lock: $(UV)

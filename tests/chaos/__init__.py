@@ -1,0 +1,1 @@
+"""The chaos suite: the scheduler's guarantees under process and broker crashes."""
