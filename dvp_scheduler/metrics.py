@@ -247,6 +247,20 @@ def executor_metrics(executor: Executor) -> Iterator[Metric]:
         "Plugins that failed to load, and rejected task definitions, over every (re)load.",
         stats.plugin_errors,
     )
+    yield _gauge(
+        "dvp_executor_workers",
+        "Worker processes alive now (isolation=process), starting ones included.",
+        stats.workers,
+    )
+    yield _counters(
+        "dvp_executor_workers_ended",
+        "Worker processes ended in an attempt: killed past its deadline, or died on their own.",
+        "how",
+        {"killed": stats.workers_killed, "died": stats.workers_died},
+    )
+    yield _counter(
+        "dvp_executor_workers_started", "Worker processes started.", stats.workers_started
+    )
 
 
 def projector_metrics(projector: Projector) -> Iterator[Metric]:

@@ -1,9 +1,10 @@
 """One attempt, from the delivered ``TaskDue`` to its acknowledgement.
 
 ``TaskStarted`` is recorded, the owning plugin runs under its timeout (cancelled when it runs
-over), ``dvp_task_failed`` decides a failure, the outcome is recorded, and only then is the
-``TaskDue`` acknowledged. A redelivered attempt whose outcome is already in the stream is
-acknowledged without running again.
+over; in a worker process, killed), ``dvp_task_failed`` decides a failure, the outcome is
+recorded, and only then is the ``TaskDue`` acknowledged. A redelivered attempt whose outcome
+is already in the stream is acknowledged without running again. Where the plugin runs is the
+`RunAttempt` given: in this event loop, or in a worker process (`executor._isolation`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from contracts import (
 from contracts.describe import describe_event, event_log_fields
 from contracts.inbound import read_event
 from dvp_cms.plugins import PluginManager, RegisteredTask
-from dvp_cms.plugins.attempts import Failure, run_attempt
 from executor import _stream
+from executor._isolation import RunAttempt
 from executor._registrar import Registrar
 from executor._stats import ExecutorStats
 from executor._work import Delivery, next_pause
@@ -60,7 +61,8 @@ class AttemptRunner:
         js: JetStream, to read an attempt's recorded outcome and the previous attempt's error.
         publisher: records ``TaskStarted`` and the outcome.
         registrar: which plugin owns a task.
-        settings: the worker name and the ``dvp_task_failed`` timeout.
+        settings: the worker name recorded in the events.
+        run_attempt: runs the plugin's attempt and asks ``dvp_task_failed`` if it failed.
         stats: where the attempts are counted.
         clock: the current UTC time (for the events).
         jitter: a number in [0, 1) for the default policy's backoff.
@@ -72,6 +74,7 @@ class AttemptRunner:
         publisher: AckedPublisher,
         registrar: Registrar,
         settings: ExecutorSettings,
+        run_attempt: RunAttempt,
         *,
         stats: ExecutorStats,
         clock: Callable[[], datetime],
@@ -81,6 +84,7 @@ class AttemptRunner:
         self._publisher = publisher
         self._registrar = registrar
         self._settings = settings
+        self._run_attempt = run_attempt
         self._stats = stats
         self._clock = clock
         self._jitter = jitter
@@ -102,9 +106,6 @@ class AttemptRunner:
                 log.error("%s; terminated (bad input #%d)", error, stats.bad_input)
                 await _settle(delivery, "term")
                 return
-            if metadata.num_delivered > 1 and await self._already_recorded(due, sequence):
-                await _settle(delivery, "ack")
-                return
             try:
                 task = self._registrar.owner(due, msg.subject, sequence)
             except UnownedTaskError as error:
@@ -113,6 +114,9 @@ class AttemptRunner:
                 stats.unowned += 1
                 self._report_unowned(due, error)
                 await _settle(delivery, "nak", delay=UNOWNED_RETRY_SECONDS)
+                return
+            if metadata.num_delivered > 1 and await self._already_recorded(due, sequence, task):
+                await _settle(delivery, "ack")
                 return
             outcome = await self._run(due, task)
             await self._record(outcome)
@@ -148,18 +152,31 @@ class AttemptRunner:
             UNOWNED_RETRY_SECONDS,
         )
 
-    async def _already_recorded(self, due: TaskDue, sequence: int) -> bool:
+    async def _already_recorded(self, due: TaskDue, sequence: int, task: RegisteredTask) -> bool:
+        """Whether the attempt ended already: its outcome is in the stream, or the ticker
+        published what can only follow its end (the next attempt of its execution, or a later
+        fire of a task whose overlap rule holds fires back while one runs)."""
         recorded = await _stream.find_outcome(self._js, due, sequence)
-        if recorded is None:
-            return False
+        if recorded is not None:
+            how = f"its outcome {event_type(recorded)} is already recorded"
+        else:
+            later = await _stream.later_due(self._js, due, sequence)
+            if later is None:
+                return False
+            if later.execution_id == due.execution_id and later.attempt > due.attempt:
+                how = f"its next attempt ({later.attempt}) was published since"
+            elif later.execution_id != due.execution_id and task.spec.schedule.overlap != "allow":
+                how = f"a later fire ({later.execution_id}) was published since"
+            else:
+                return False
         self._stats.already_recorded += 1
         log.info(
-            "attempt %d of %s (%s) was redelivered but its outcome %s is already recorded; "
-            "acknowledged without running it again",
+            "attempt %d of %s (%s) was delivered again but %s; acknowledged without running "
+            "it again",
             due.attempt,
             due.execution_id,
             due.task_id,
-            event_type(recorded),
+            how,
         )
         return True
 
@@ -201,28 +218,13 @@ class AttemptRunner:
         context = execution_context(
             due, max_retries=spec.max_retries, deadline=deadline, previous_error=previous
         )
-        result = await run_attempt(manager, task, context)
-        decision = None
-        if isinstance(result, Failure):
-            timeout = self._settings.decision_timeout_seconds
-            try:
-                async with asyncio.timeout(timeout):
-                    answer = await manager.task_failed(task, result.exception, context)
-            except TimeoutError:
-                log.warning(
-                    "dvp_task_failed for task %r answered nothing within %gs; using the "
-                    "default policy",
-                    task.task_id,
-                    timeout,
-                )
-                answer = None
-            decision = answer.contract if answer is not None else None
+        ran = await self._run_attempt(manager, task, context)
         return outcome_event(
             due,
-            result,
+            ran.result,
             worker=self._settings.worker,
             max_retries=spec.max_retries,
-            decision=decision,
+            decision=ran.decision,
             now=self._clock(),
             jitter=self._jitter(),
         )

@@ -32,3 +32,13 @@ class ExecutorStats:
     """Plugins that failed to load, and registration problems, over every (re)load."""
     running: int = 0
     """Attempts running now."""
+    workers: int = 0
+    """Worker processes alive now (``isolation="process"``), starting ones included."""
+    workers_started: int = 0
+    """Worker processes started and ready, over the executor's life."""
+    workers_killed: int = 0
+    """Worker processes killed because their attempt, or its ``dvp_task_failed``, ran past
+    its time."""
+    workers_died: int = 0
+    """Worker processes that exited on their own while running an attempt or a
+    ``dvp_task_failed`` (a crash, ``os._exit``, the out-of-memory killer)."""

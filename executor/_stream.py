@@ -120,11 +120,16 @@ async def read_known_tasks(nc: Client, tenant_id: str) -> dict[str, KnownTask]:
 async def find_outcome(js: JetStreamContext, due: TaskDue, after_sequence: int) -> Outcome | None:
     """The outcome already recorded for the attempt ``due`` stands for, if any.
 
-    Reads the task's last message of each outcome kind (three direct gets by subject, inside
-    the tenant's grants; only redelivered attempts pay for them). An outcome of this attempt
-    that another execution's outcome of the same kind has followed since is not seen: the
-    attempt then runs again, and its outcome's message id keeps the stream from holding two.
+    First the task's last message of any kind (one direct get by a wildcard subject, inside
+    the tenant's grants): when nothing was recorded for the task after the ``TaskDue``, there
+    is no outcome, which is the usual answer. Otherwise the task's last message of each
+    outcome kind. An outcome of this attempt that another execution's outcome of the same kind
+    has followed since is not seen: the attempt then runs again, and its outcome's message id
+    keeps the stream from holding two.
     """
+    newest = await last_message(js, subject_filter(due.tenant_id, None, due.task_id), direct=True)
+    if newest is None or int(newest.seq or 0) <= after_sequence:
+        return None
     for kind in _OUTCOME_KINDS:
         raw = await last_message(js, subject(due.tenant_id, kind, due.task_id), direct=True)
         if raw is None or int(raw.seq or 0) <= after_sequence:
@@ -134,6 +139,20 @@ async def find_outcome(js: JetStreamContext, due: TaskDue, after_sequence: int) 
             event, due
         ):
             return event
+    return None
+
+
+async def later_due(js: JetStreamContext, due: TaskDue, after_sequence: int) -> TaskDue | None:
+    """The task's newest ``TaskDue``, when the ticker published it after ``due`` (one direct
+    get). A later attempt of the same execution means ``due``'s attempt ended (a retry was
+    recorded); a later fire means it ended where the task's overlap rule holds fires back
+    while one runs. Operators' runs start beside open executions and prove nothing."""
+    raw = await last_message(js, subject(due.tenant_id, EventKind.DUE, due.task_id), direct=True)
+    if raw is None or int(raw.seq or 0) <= after_sequence:
+        return None
+    event = decode_stored(raw)
+    if isinstance(event, TaskDue) and event.trigger in ("schedule", "catchup", "retry"):
+        return event
     return None
 
 

@@ -3,7 +3,8 @@ attempts taken from its tenants' durable pull consumers (one per tenant, shared 
 executor that serves the tenant).
 
 The parts: `Registrar` (plugins, registry, registrations), `WorkFeed` (pull loop, attempts in
-flight, heartbeats) and `AttemptRunner` (one attempt). Heartbeats (in-progress acks) keep a
+flight, heartbeats), `AttemptRunner` (one attempt) and, with ``isolation="process"``, the
+`WorkerPool` whose processes run the plugins' attempts. Heartbeats (in-progress acks) keep a
 long attempt from being redelivered while this executor lives; an executor that dies has its
 attempts redelivered to the others after the consumer's ack wait.
 """
@@ -14,12 +15,14 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
 from contracts.stream import executor_durable
 from dvp_cms.plugins import Plugin, RegisteredTask
 from executor import _stream
+from executor._isolation import RunAttempt, WorkerPool, run_inline
 from executor._registrar import Registrar
 from executor._runner import AttemptRunner
 from executor._stats import ExecutorStats
@@ -47,10 +50,15 @@ class Executor(NatsService):
             await executor.wait_stopped()
 
     Args:
-        settings: connection, plugins, tenants, concurrency and timings.
-        plugins: plugin instances to use besides those ``settings`` loads (kept on reload).
+        settings: connection, plugins, tenants, concurrency, timings and isolation.
+        plugins: plugin instances to use besides those ``settings`` loads (kept on reload);
+            with ``isolation="process"``, each worker process gets a copy, pickled here.
         clock: the current UTC time (for the events).
         jitter: a number in [0, 1) for the default policy's backoff.
+
+    Raises:
+        ExecutorSetupError: with ``isolation="process"``, a plugin of ``plugins`` cannot be
+            pickled.
     """
 
     service_name = "executor"
@@ -71,6 +79,11 @@ class Executor(NatsService):
         self._jitter = jitter
         self._stats = ExecutorStats()
         self._registrar = Registrar(self._settings, plugins, clock=clock, stats=self._stats)
+        self._pool = (
+            WorkerPool(self._settings, plugins, stats=self._stats)
+            if self._settings.isolation == "process"
+            else None
+        )
         self._watchdog = LoopWatchdog(
             self._settings.blocked_loop_warning_seconds, self._registrar.plugin_modules
         )
@@ -111,6 +124,12 @@ class Executor(NatsService):
         return self._stats.running
 
     @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the worker processes alive now (none with
+        ``isolation="inline"``)."""
+        return self._pool.pids if self._pool is not None else []
+
+    @property
     def blocked_loop_warnings(self) -> int:
         """How many times a plugin was reported for blocking the event loop."""
         return self._watchdog.warnings
@@ -145,7 +164,7 @@ class Executor(NatsService):
             s = self._stats
             self.log.info(
                 "executor %s stopped: %d started, %d succeeded, %d retries scheduled, "
-                "%d failed, %d bad input, %d already recorded, %d given back",
+                "%d failed, %d bad input, %d already recorded, %d given back%s",
                 self.worker,
                 s.started,
                 s.succeeded,
@@ -154,6 +173,10 @@ class Executor(NatsService):
                 s.bad_input,
                 s.already_recorded,
                 s.returned,
+                f"; worker processes: {s.workers_started} started, {s.workers_killed} killed, "
+                f"{s.workers_died} died"
+                if self._pool is not None
+                else "",
             )
 
     # -- the lifecycle's parts ------------------------------------------------------------
@@ -165,10 +188,20 @@ class Executor(NatsService):
         # Heartbeats keep to the shortest ack wait among the tenants' consumers.
         waits = []
         for tenant_id in settings.tenants:
-            consumer = await _stream.ensure_consumer(js, tenant_id, settings.ack_wait_seconds)
+            consumer = await self.patiently(
+                f"for the executor consumer of tenant {tenant_id}",
+                partial(_stream.ensure_consumer, js, tenant_id, settings.ack_wait_seconds),
+            )
             waits.append(float(consumer.config.ack_wait or settings.ack_wait_seconds))
         self._ack_wait = min(waits)
-        await self.reload()
+        # Safe to do again: what is published is planned from what the stream holds.
+        await self.patiently("for the task registrations", self.reload)
+        run_attempt: RunAttempt
+        if self._pool is not None:
+            await self._pool.start(self._registrar.manager)
+            run_attempt = self._pool.run
+        else:
+            run_attempt = partial(run_inline, decision_timeout=settings.decision_timeout_seconds)
         self._publisher = publisher = AckedPublisher(nc, _PUBLISH_TIMEOUT_SECONDS)
         await publisher.start()
         runner = AttemptRunner(
@@ -176,6 +209,7 @@ class Executor(NatsService):
             publisher,
             self._registrar,
             settings,
+            run_attempt,
             stats=self._stats,
             clock=self._clock,
             jitter=self._jitter,
@@ -201,15 +235,18 @@ class Executor(NatsService):
         self.start_loop(work.heartbeat(), "heartbeat", outlives_stop=True)
         self.start_loop(self._registrar.reload_when_requested(nc), "reload")
         self.log.info(
-            "executor %s consuming %s with up to %d attempts in flight (ack wait %gs)",
+            "executor %s consuming %s with up to %d attempts in flight, %s (ack wait %gs)",
             settings.worker,
             ", ".join(executor_durable(t) for t in settings.tenants),
             settings.concurrency,
+            "each in a worker process" if self._pool is not None else "in this process",
             self._ack_wait,
         )
 
     async def _close(self) -> None:
         self._watchdog.stop()
+        if self._pool is not None:
+            await self._pool.close()
         work, self._work = self._work, None
         if work is not None:
             await work.close()

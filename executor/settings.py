@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -48,6 +49,12 @@ class ExecutorSettings(ServiceSettings):
     )
     blocked_loop_warning_seconds: float = Field(
         default=1.0, gt=0, description="warn, naming the plugin, when the loop is blocked this long"
+    )
+    isolation: Literal["process", "inline"] = Field(
+        default="process",
+        description="where attempts run: 'process', each in a worker process that is killed "
+        "when it overruns its timeout; 'inline', in the executor's own event loop (fastest, "
+        "for trusted plugins: one that blocks stalls the executor)",
     )
     worker: str = Field(default_factory=default_worker_name)
 

@@ -28,6 +28,7 @@ _FLAGS: Final = {
     "plugins": "--plugin",
     "use_entry_points": "--no-entry-points",
     "tenants": "--tenant",
+    "isolation": "--isolation",
 }
 """The settings the command line sets, by field, with their flags."""
 
@@ -37,14 +38,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "executor",
         help="run scheduled tasks of the loaded plugins (any number of executors share the work)",
         description="Load plugins (installed entry points and --plugin), publish their task "
-        "definitions, and run TaskDue attempts from the shared consumer. SIGHUP loads the "
-        "plugins again; SIGTERM/SIGINT stop after in-flight attempts finish (within --grace).",
+        "definitions, and run TaskDue attempts from the shared consumer, each in a worker "
+        "process that is killed when it overruns its timeout (--isolation process) or in the "
+        "executor's own event loop (--isolation inline). SIGHUP loads the plugins again; "
+        "SIGTERM/SIGINT stop after in-flight attempts finish (within --grace).",
     )
     add_connection_arguments(parser)
     add_plugin_arguments(parser)
     add_setting(parser, ExecutorSettings, "concurrency", "--concurrency", metavar="N")
     add_setting(parser, ExecutorSettings, "ack_wait_seconds", "--ack-wait", metavar="SECONDS")
     add_setting(parser, ExecutorSettings, "grace_seconds", "--grace", metavar="SECONDS")
+    add_setting(parser, ExecutorSettings, "isolation", "--isolation", metavar="{process,inline}")
     add_setting(
         parser, ExecutorSettings, "worker", "--worker", metavar="NAME", shown_default="host:pid"
     )

@@ -30,8 +30,10 @@ from dvp_scheduler.cli._common import (
     connection_from_arguments,
     port_number,
 )
+from dvp_scheduler.cli._settings import add_setting
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
+from executor import ExecutorSettings
 from natsio import NatsConnection
 from natsio.provision import prepare_stream
 
@@ -49,6 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_connection_arguments(parser)
     add_plugin_arguments(parser)
+    add_setting(parser, ExecutorSettings, "isolation", "--isolation", metavar="{process,inline}")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -128,6 +131,7 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
             executor.append("--no-entry-points")
         for tenant in args.tenants or ():
             executor += ["--tenant", tenant]
+        executor += ["--isolation", args.isolation]
         projector = [*common, "projector", "--checkpoint-file", str(data_dir / "projector.ckpt")]
         for number, (name, command) in enumerate(
             (("projector", projector), ("ticker", [*common, "ticker"]), ("executor", executor))

@@ -49,7 +49,10 @@ async def test_success_records_started_and_succeeded_with_data(
     js: JetStreamContext, consumer: ConsumerInfo, start_executor: StartExecutor
 ) -> None:
     plugin = OutcomesPlugin()
-    async with start_executor(plugins=[plugin], tenants=("default", "acme")) as executor:
+    # inline: the test reads what the plugin instance saw
+    async with start_executor(
+        plugins=[plugin], tenants=("default", "acme"), isolation="inline"
+    ) as executor:
         due = await publish_due(js, "outcomes.count-items", tenant_id="acme")
         _, started, succeeded = await outcome_of(js, due)
         await no_pending(js)
@@ -108,7 +111,7 @@ async def test_timeout_cancels_the_attempt(
     js: JetStreamContext, consumer: ConsumerInfo, start_executor: StartExecutor
 ) -> None:
     plugin = OutcomesPlugin()
-    async with start_executor(plugins=[plugin]):
+    async with start_executor(plugins=[plugin], isolation="inline"):  # reads plugin.cancelled
         due = await publish_due(js, "outcomes.hang")
         *_, failed = await outcome_of(js, due)
     assert isinstance(failed, TaskFailed)
@@ -161,7 +164,7 @@ async def test_default_policy_retries_exactly_max_retries_times_with_growing_del
 ) -> None:
     plugin = OutcomesPlugin()
     outcomes: list[Event] = []
-    async with start_executor(plugins=[plugin]):
+    async with start_executor(plugins=[plugin], isolation="inline"):  # reads plugin.contexts
         due = await publish_due(js, "outcomes.return-failure")  # max_retries=3
         while True:  # act as the ticker: each RetryScheduled brings the next attempt, now
             *_, outcome = await outcome_of(js, due)

@@ -85,6 +85,7 @@ async def test_a_plugin_that_fails_keeps_its_tasks_and_others_go_on(
     failing.dvp_register_scheduled_tasks = broken  # type: ignore[assignment]
     async with start_executor(
         plugins=[failing, BrokenRegistrationPlugin()],
+        isolation="inline",  # `failing` holds a local function: it cannot go to a worker
         references=["tests.plugins.no_such_module:Plugin", "tests.plugins.slow:SlowPlugin"],
     ) as executor:
         # one load error and two registration errors; the slow plugin still registers

@@ -173,6 +173,45 @@ async def test_redelivered_attempt_whose_outcome_is_recorded_is_not_run_again(
     ]
 
 
+async def test_a_redelivered_attempt_is_not_run_again_after_later_fires_ran(
+    js: JetStreamContext, start_executor: StartExecutor
+) -> None:
+    """The outcome was stored, the acknowledgement lost with a broker node; by the redelivery
+    (an ack wait later) a later fire of the task has run, so the task's last outcome is no
+    longer this attempt's (issue 17: a 1 s task's attempts ran twice in the chaos runs)."""
+    await js.add_stream(stream_config())
+    await js.add_consumer(
+        STREAM_NAME, dataclasses.replace(executor_consumer_config("default"), ack_wait=ACK_WAIT)
+    )
+    due = await publish_due(js, "outcomes.count-items")
+    first = await js.pull_subscribe_bind(durable=executor_durable("default"), stream=STREAM_NAME)
+    (taken,) = await first.fetch(1, timeout=5)
+    for execution in (due, await publish_due(js, "outcomes.count-items")):
+        outcome = TaskSucceeded(
+            tenant_id=execution.tenant_id,
+            task_id=execution.task_id,
+            occurred_at=datetime.now(UTC),
+            execution_id=execution.execution_id,
+            attempt=1,
+            worker="first:1",
+            duration_ms=3,
+        )
+        await js.publish(event_subject(outcome), encode(outcome), headers=event_headers(outcome))
+    await first.unsubscribe()
+    assert taken.metadata.sequence.stream < (await js.stream_info(STREAM_NAME)).state.last_seq
+    async with start_executor(plugins=[OutcomesPlugin()]) as executor:
+        await eventually(
+            lambda: executor.stats.already_recorded == 1,
+            within=ACK_WAIT + 5,
+            message="the redelivery acknowledged",
+        )
+        await consumer_settled(js)
+    assert [type(e).__name__ for e in await events_of(js, due.execution_id)] == [
+        "TaskDue",
+        "TaskSucceeded",
+    ]
+
+
 async def test_a_plugin_blocking_the_event_loop_is_named(
     js: JetStreamContext,
     stream: StreamInfo,
@@ -182,7 +221,9 @@ async def test_a_plugin_blocking_the_event_loop_is_named(
 ) -> None:
     monkeypatch.setenv("DVP_TEST_SLOW_SECONDS", "0.8")
     caplog.set_level(logging.WARNING, logger="dvp_scheduler.executor")
-    async with start_executor(plugins=[SlowPlugin()], blocked_loop_warning_seconds=0.3) as executor:
+    async with start_executor(
+        plugins=[SlowPlugin()], blocked_loop_warning_seconds=0.3, isolation="inline"
+    ) as executor:
         await publish_due(js, "slow.blocking-export")
 
         async def done() -> bool:
