@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
 
 from contracts import STREAM_NAME
 from contracts.queries import CHECKPOINT_BUCKET, TASK_STATE_BUCKET
@@ -54,18 +55,32 @@ async def cluster_nc(cluster: BinaryNatsCluster) -> AsyncIterator[Client]:
         cluster.restart_node(index)  # a test that failed may have left one down
     await js_ready(cluster.urls)
     nc = await nats.connect(cluster.urls, max_reconnect_attempts=-1)
-    js = nc.jetstream()
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(STREAM_NAME)
-    with contextlib.suppress(NotFoundError):
-        await js.delete_key_value(TASK_STATE_BUCKET)
-    with contextlib.suppress(NotFoundError):
-        await js.delete_object_store(CHECKPOINT_BUCKET)
-    await prepare_stream(js, replicas=3)
     try:
+        js = nc.jetstream()
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(STREAM_NAME)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(TASK_STATE_BUCKET)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_object_store(CHECKPOINT_BUCKET)
+        await _prepare(js)
         yield nc
     finally:
         await nc.close()
+
+
+async def _prepare(js: JetStreamContext) -> None:
+    """Init at three replicas, once every node is known to the meta leader (until then the
+    server answers "no suitable peers for placement")."""
+    deadline = asyncio.get_running_loop().time() + READY_SECONDS
+    while True:
+        try:
+            await prepare_stream(js, replicas=3)
+            return
+        except (APIError, TimeoutError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ class FakeConnection:
         self.published: list[tuple[str, bytes, str, dict[str, str] | None]] = []
         self.callback: Callback | None = None
         self.subscription = FakeSubscription()
+        self.is_connected = True
 
     def new_inbox(self) -> str:
         return "_INBOX.test"
@@ -178,7 +179,7 @@ async def test_the_recorder_publishes_with_headers_and_resolves_with_the_ack() -
     subject, _, reply, headers = nc.published[0]
     assert subject == "dvp.tasks.default.started.a.b"
     assert headers is not None
-    assert headers["Nats-Msg-Id"] == "started:e1:1:w"
+    assert headers["Nats-Msg-Id"] == "started:e1:1:w:1767225600000000"
     assert not future.done()
     await nc.deliver(reply, b'{"stream":"S","seq":7,"duplicate":true}')
     ack = await future
