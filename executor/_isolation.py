@@ -89,9 +89,9 @@ from dvp_cms.plugins.attempts import (
     run_attempt,
 )
 from dvp_cms.plugins.hooks.scheduled_tasks import ScheduledTaskDefinition, TaskExecutionContext
-from executor._registrar import _unique
+from executor._registrar import unique_plugins
 from executor._stats import ExecutorStats
-from executor.errors import ExecutorError, ExecutorSetupError
+from executor.errors import ExecutorSetupError, WorkerDiedError
 from executor.settings import ExecutorSettings
 
 log = logging.getLogger("dvp_scheduler.executor")
@@ -121,11 +121,6 @@ class Ran:
 
 RunAttempt = Callable[[PluginManager, RegisteredTask, TaskExecutionContext], Awaitable[Ran]]
 """Runs one attempt of a task with the plugins of a manager: `run_inline` or `WorkerPool.run`."""
-
-
-class WorkerDiedError(ExecutorError):
-    """A worker process exited before it answered (a crash in native code, ``os._exit``, the
-    out-of-memory killer), or could not start."""
 
 
 class ReportedFailure(Exception):
@@ -929,7 +924,7 @@ def _load_plugins(setup: _WorkerSetup) -> tuple[PluginManager, tuple[str, ...]]:
             f"{type(error).__name__}: {error}"
         )
         given = []
-    return PluginManager(_unique([*given, *discovery.plugins])), tuple(problems)
+    return PluginManager(unique_plugins([*given, *discovery.plugins])), tuple(problems)
 
 
 def _exit_on_hangup(orders: socket.socket) -> None:

@@ -27,12 +27,11 @@ from executor._stats import ExecutorStats
 from executor.errors import UnownedTaskError
 from executor.registrations import PlannedPublish, plan_registrations, plan_task
 from executor.settings import ExecutorSettings
-from natsio.errors import is_guard_refusal, winning_sequence
+from natsio.errors import IN_FLIGHT_SETTLE_SECONDS, is_guard_refusal, winning_sequence
 
 log = logging.getLogger("dvp_scheduler.executor")
 
 _REGISTRATION_CONFLICT_ATTEMPTS: Final = 5
-_IN_FLIGHT_PAUSE_SECONDS: Final = 0.2
 
 
 class Registrar:
@@ -123,7 +122,7 @@ class Registrar:
             discovery = discover_plugins(
                 settings.plugins, use_entry_points=settings.use_entry_points
             )
-            plugins = _unique([*self._given, *discovery.plugins])
+            plugins = unique_plugins([*self._given, *discovery.plugins])
             self._stats.plugin_errors += len(discovery.errors)
             manager = PluginManager(plugins)
             registry: dict[tuple[str, str], RegisteredTask] = {}
@@ -188,7 +187,7 @@ class Registrar:
                 # Another executor published for this task first: look again (once its write,
                 # when still being agreed on by the replicas, has landed).
                 if winning_sequence(error) is None:
-                    await asyncio.sleep(_IN_FLIGHT_PAUSE_SECONDS)
+                    await asyncio.sleep(IN_FLIGHT_SETTLE_SECONDS)
                 known = await _stream.read_known_task(js, event.tenant_id, event.task_id)
                 current = plan_task(
                     event.tenant_id,
@@ -209,7 +208,7 @@ class Registrar:
         log.warning("gave up registering %s: other executors kept changing it", event.task_id)
 
 
-def _unique(plugins: Sequence[Plugin]) -> list[Plugin]:
+def unique_plugins(plugins: Sequence[Plugin]) -> list[Plugin]:
     """The plugins with a name not seen before, in order; a second one of a name is logged."""
     seen: dict[str, Plugin] = {}
     for plugin in plugins:

@@ -28,5 +28,10 @@ class UnownedTaskError(BadInputError, LookupError):
     acknowledgement with a delay) for an executor that owns it, never terminated."""
 
 
+class WorkerDiedError(ExecutorError):
+    """A worker process exited before it answered (a crash in native code, ``os._exit``, the
+    out-of-memory killer), or could not start."""
+
+
 class ExecutorSetupError(ExecutorError, ServiceStartupError):
     """The executor cannot start: the stream or its consumer is missing or unusable."""

@@ -16,7 +16,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from types import TracebackType
 from typing import Any, Final
 
 from contracts.stream import executor_durable
@@ -152,32 +151,19 @@ class Executor(NatsService):
         """
         await self._registrar.reload(self.nc)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            await super().__aexit__(exc_type, exc, traceback)
-        finally:
-            s = self._stats
-            self.log.info(
-                "executor %s stopped: %d started, %d succeeded, %d retries scheduled, "
-                "%d failed, %d bad input, %d already recorded, %d given back%s",
-                self.worker,
-                s.started,
-                s.succeeded,
-                s.retries_scheduled,
-                s.failed,
-                s.bad_input,
-                s.already_recorded,
-                s.returned,
-                f"; worker processes: {s.workers_started} started, {s.workers_killed} killed, "
-                f"{s.workers_died} died"
-                if self._pool is not None
-                else "",
-            )
+    def _stop_summary(self) -> str:
+        s = self._stats
+        workers = (
+            f"; worker processes: {s.workers_started} started, {s.workers_killed} killed, "
+            f"{s.workers_died} died"
+            if self._pool is not None
+            else ""
+        )
+        return (
+            f"{self.worker}: {s.started} started, {s.succeeded} succeeded, "
+            f"{s.retries_scheduled} retries scheduled, {s.failed} failed, {s.bad_input} bad "
+            f"input, {s.already_recorded} already recorded, {s.returned} given back{workers}"
+        )
 
     # -- the lifecycle's parts ------------------------------------------------------------
 

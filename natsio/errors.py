@@ -24,6 +24,10 @@ DUPLICATE_IN_FLIGHT: Final = 10158
 """On a replicated stream: a message with the same ``Nats-Msg-Id`` (the same decision, by
 another writer) is still being agreed on."""
 
+IN_FLIGHT_SETTLE_SECONDS: Final = 0.2
+"""How long a writer that lost an in-flight race (`winning_sequence` is ``None``) waits before
+it looks again, so that the winner's write has landed."""
+
 _LOST_RACE: Final = frozenset({WRONG_LAST_SEQUENCE, LAST_SEQUENCE_IN_FLIGHT, DUPLICATE_IN_FLIGHT})
 
 

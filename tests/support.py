@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -12,6 +11,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts import STREAM_NAME, Event, decode
+from dvp_scheduler.natsserver.cluster import free_port
+
+__all__ = ["eventually", "free_port", "last_sequence", "read_events"]
 
 T = TypeVar("T")
 
@@ -65,10 +67,3 @@ async def last_sequence(js: JetStreamContext, subject: str) -> int:
     except NotFoundError:
         return 0
     return int(msg.seq or 0)
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (for a server that must keep its port)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -34,12 +34,11 @@ from contracts import (
 )
 from contracts.errors import SchedulerError, UnknownTaskError
 from natsio import executor_consumer_config
-from natsio.errors import is_guard_refusal, winning_sequence
+from natsio.errors import IN_FLIGHT_SETTLE_SECONDS, is_guard_refusal, winning_sequence
 from natsio.lookup import connection_user, decode_stored, last_message, read_task_standing
 from natsio.provision import ensure_consumer
 
 _PUBLISH_TRIES: Final = 5
-_IN_FLIGHT_PAUSE_SECONDS: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ async def publish_operator_due(
             if is_guard_refusal(error):
                 # A TaskDue was published meanwhile: check again, once it has landed.
                 if winning_sequence(error) is None:
-                    await asyncio.sleep(_IN_FLIGHT_PAUSE_SECONDS)
+                    await asyncio.sleep(IN_FLIGHT_SETTLE_SECONDS)
                 continue
             raise
         return PublishedDue(

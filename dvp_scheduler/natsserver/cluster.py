@@ -21,7 +21,8 @@ from dvp_scheduler.natsserver.binary import BinaryNatsServer
 CLUSTER_NAME = "dvp"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for a server that must keep its port)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -101,8 +102,8 @@ class BinaryNatsCluster:
             self._nodes.append(
                 _Node(
                     name=name,
-                    client_port=_free_port(),
-                    route_port=_free_port(),
+                    client_port=free_port(),
+                    route_port=free_port(),
                     store_dir=self._dir / name / "jetstream",
                     log_file=self._dir / f"{name}.log",
                 )

@@ -24,7 +24,7 @@ from executor import (
     ExecutorStats,
     UnownedTaskError,
 )
-from executor._registrar import Registrar, _unique
+from executor._registrar import Registrar, unique_plugins
 from executor._work import Delivery, WorkFeed, next_pause
 from natsio.errors import ServiceNotRunningError, ServiceStartupError
 
@@ -95,7 +95,7 @@ def test_a_plugin_name_loaded_twice_keeps_the_first(caplog: pytest.LogCaptureFix
 
     first, second = First(), Second()
     with caplog.at_level(logging.ERROR, logger="dvp_scheduler.executor"):
-        assert _unique([first, second]) == [first]
+        assert unique_plugins([first, second]) == [first]
     assert "loaded twice" in caplog.text
 
 
