@@ -7,10 +7,9 @@ Rules (see docs/design.md, guarantee 4):
   offsets by a stable hash of (tenant, task) (`spread_offset`), so that a thousand tasks "every
   minute" do not all fire in the same millisecond; an offset of 0 aligns with the clock
   (``interval_seconds=300`` fires at :00, :05, :10, ...).
-* Cron schedules have five fields (``minute hour day month weekday``) or a macro (``@hourly``,
-  ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``, ``@yearly``, ``@annually``) and are
-  evaluated on the wall clock of the schedule's IANA time zone (UTC by default). When both day of
-  month and weekday are restricted, a day matching either fires (classic cron).
+* Cron schedules are read as crontab(5) reads them (`contracts.cron`: five fields or a macro,
+  Vixie's day rule, Quartz's ``L``, ``W`` and ``#``) and evaluated on the wall clock of the
+  schedule's IANA time zone (UTC by default).
 * A local time skipped by a DST change fires once, at the instant the gap ends; a local time that
   occurs twice fires once, at its first occurrence.
 """
@@ -19,18 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
-from croniter.croniter import CroniterError
 
+from contracts.cron import CronExpression, parse_cron
 from contracts.errors import ScheduleError
 
 OverlapPolicy = Literal["skip", "allow"]
@@ -55,11 +51,8 @@ MAX_CRON_LENGTH: Final = 100
 MAX_TIMEZONE_LENGTH: Final = 64
 """The longest time zone name (the longest IANA name has about 30 characters)."""
 
-_MAX_SCAN_DAYS: Final = 366 * 9  # the rarest valid day, 29 February, can be 8 years away
-_ONE_MINUTE: Final = timedelta(minutes=1)
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MONTH_LENGTHS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 class Schedule(msgspec.Struct, frozen=True, kw_only=True):
@@ -231,53 +224,7 @@ def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     return high.replace(microsecond=0)
 
 
-@dataclass(frozen=True, slots=True)
-class _Cron:
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int] | None  # None: any day of month
-    months: frozenset[int]
-    weekdays: frozenset[int] | None  # 0 = Sunday; None: any weekday
-
-    def day_matches(self, day: date) -> bool:
-        if day.month not in self.months:
-            return False
-        dom = self.days is None or day.day in self.days
-        dow = self.weekdays is None or day.isoweekday() % 7 in self.weekdays
-        if self.days is not None and self.weekdays is not None:
-            return dom or dow
-        return dom and dow
-
-    def next_wall_time(self, wall: datetime) -> datetime:
-        """The first matching naive wall-clock minute strictly after ``wall``."""
-        start = wall.replace(second=0, microsecond=0) + _ONE_MINUTE
-        day = start.date()
-        for _ in range(_MAX_SCAN_DAYS):
-            if day.month not in self.months:
-                day = _first_of_next_month(day)
-                continue
-            if self.day_matches(day):
-                found = self._first_time_on(day, start if day == start.date() else None)
-                if found is not None:
-                    return found
-            day += timedelta(days=1)
-        raise ScheduleError(f"cron never fires within {_MAX_SCAN_DAYS} days")  # pragma: no cover
-
-    def _first_time_on(self, day: date, not_before: datetime | None) -> datetime | None:
-        hour0, minute0 = (not_before.hour, not_before.minute) if not_before else (0, 0)
-        for hour in self.hours[bisect_left(self.hours, hour0) :]:
-            first_minute = minute0 if hour == hour0 else 0
-            index = bisect_left(self.minutes, first_minute)
-            if index < len(self.minutes):
-                return datetime(day.year, day.month, day.day, hour, self.minutes[index])
-        return None
-
-
-def _first_of_next_month(day: date) -> date:
-    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
-
-
-def _compile_cron(expression: str) -> _Cron:
+def _compile_cron(expression: str) -> CronExpression:
     if not isinstance(expression, str) or not expression.strip():
         raise ScheduleError(
             f"cron_expression must be a non-empty string, got {_preview(expression)}"
@@ -287,49 +234,4 @@ def _compile_cron(expression: str) -> _Cron:
             f"cron_expression {_preview(expression)} has {len(expression)} characters: at most "
             f"{MAX_CRON_LENGTH} allowed; five fields of lists and ranges fit in that"
         )
-    return _compiled_cron(expression)
-
-
-@lru_cache(maxsize=4096)
-def _compiled_cron(expression: str) -> _Cron:
-    text = expression.strip()
-    if not text.startswith("@") and len(text.split()) != 5:
-        raise ScheduleError(
-            f"cron_expression {expression!r} must have 5 fields (minute hour day month weekday) "
-            "or be a macro such as '@hourly'"
-        )
-    try:
-        fields, nth_weekday = croniter.expand(text)
-    except (CroniterError, ValueError, KeyError, IndexError) as error:
-        raise ScheduleError(f"cron_expression {expression!r} is invalid: {error}") from None
-    if len(fields) != 5 or nth_weekday:
-        raise ScheduleError(
-            f"cron_expression {expression!r} is not supported: use 5 plain fields "
-            "(no seconds, years or '#')"
-        )
-    minutes, hours, days, months, weekdays = fields
-    if any(not isinstance(v, int) for v in [*days, *weekdays] if v != "*"):
-        raise ScheduleError(
-            f"cron_expression {expression!r} is not supported: 'L' (last day) is not available"
-        )
-    cron = _Cron(
-        minutes=_all_or(minutes, range(60)),
-        hours=_all_or(hours, range(24)),
-        days=None if days == ["*"] else frozenset(int(d) for d in days),
-        months=frozenset(_all_or(months, range(1, 13))),
-        weekdays=None if weekdays == ["*"] else frozenset(int(w) % 7 for w in weekdays),
-    )
-    if cron.weekdays is None and cron.days is not None:
-        longest = max(_MONTH_LENGTHS[m - 1] for m in cron.months)
-        if min(cron.days) > longest:
-            raise ScheduleError(
-                f"cron_expression {expression!r} never fires: no chosen month has day "
-                f"{min(cron.days)}"
-            )
-    return cron
-
-
-def _all_or(values: list[int | str], everything: range) -> tuple[int, ...]:
-    if values == ["*"]:
-        return tuple(everything)
-    return tuple(sorted({int(v) for v in values}))
+    return parse_cron(expression)

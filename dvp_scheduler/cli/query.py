@@ -27,8 +27,10 @@ from contracts import (
     STREAM_NAME,
     EventDecodeError,
     EventKind,
+    Schedule,
     next_fires,
     subject_filter,
+    validate_schedule,
     validate_task_id,
 )
 from contracts.events import event_type
@@ -40,6 +42,7 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
+from dvp_scheduler.errors import SettingsError
 from natsio import (
     NatsConnection,
     OrderedReader,
@@ -132,12 +135,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     nxt = commands.add_parser(
         "next",
-        help="the next fire instants of a task",
-        description="Compute a task's next fire instants from its registered schedule.",
+        help="the next fire instants of a task, or of a cron expression",
+        description=(
+            "Compute a task's next fire instants from its registered schedule, or (with --cron, "
+            "no broker needed) those of a cron expression, to check what it means before "
+            "registering it."
+        ),
     )
     _common(nxt)
-    nxt.add_argument("task_id", metavar="TASK_ID")
+    nxt.add_argument("task_id", metavar="TASK_ID", nargs="?")
     nxt.add_argument("--tenant", metavar="T", help="the task's tenant (needed if ambiguous)")
+    nxt.add_argument(
+        "--cron", metavar="EXPR", help="a cron expression instead of a task: '0 0 L * *'"
+    )
+    nxt.add_argument(
+        "--timezone", metavar="ZONE", default="UTC", help="with --cron: its IANA zone (UTC)"
+    )
     nxt.add_argument("-n", type=int, default=5, metavar="N", help="how many (5)")
     nxt.set_defaults(handler=_next)
 
@@ -332,10 +345,17 @@ async def _stream_created(js: JetStreamContext, poll_seconds: float = 1.0) -> No
 
 
 def _next(args: argparse.Namespace) -> int:
-    validate_task_id(args.task_id)
-    fires, tenant, paused = _run(_next_async(args))
-    if paused:
-        say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
+    if (args.cron is None) == (args.task_id is None):
+        raise SettingsError("next takes a TASK_ID or --cron EXPR: give one of them")
+    if args.cron is not None:
+        schedule = Schedule(cron_expression=args.cron, timezone=args.timezone)
+        validate_schedule(schedule)
+        fires = next_fires(schedule, datetime.now(UTC), max(0, args.n))
+    else:
+        validate_task_id(args.task_id)
+        fires, tenant, paused = _run(_next_async(args))
+        if paused:
+            say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
     if args.json:
         print(json.dumps([f.isoformat().replace("+00:00", "Z") for f in fires]))
     else:

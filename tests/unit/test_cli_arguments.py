@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from dvp_scheduler.cli import build_parser
+from dvp_scheduler.cli import build_parser, main
 from dvp_scheduler.cli import executor as executor_cli
 from dvp_scheduler.cli import projector as projector_cli
 from dvp_scheduler.cli._settings import settings_from_arguments
@@ -127,3 +129,30 @@ def test_the_help_names_each_default_and_variable(capsys: pytest.CaptureFixture[
     shown = " ".join(capsys.readouterr().out.split())
     assert "(default 32; DVP_EXECUTOR_CONCURRENCY)" in shown
     assert "(default 30; DVP_EXECUTOR_GRACE_SECONDS)" in shown
+
+
+def test_next_previews_a_cron_expression_without_a_broker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["next", "--cron", "0 9 * * 5L", "--timezone", "Europe/Berlin", "-n", "3"]) == 0
+    fires = [datetime.fromisoformat(line) for line in capsys.readouterr().out.split()]
+    assert len(fires) == 3
+    for fire in fires:
+        local = fire.astimezone(ZoneInfo("Europe/Berlin"))
+        assert (local.hour, local.minute, local.isoweekday()) == (9, 0, 5)
+        assert (local + timedelta(days=7)).month != local.month  # the month's last Friday
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["next", "--cron", "0 0 L-2 * *"], "field 3 (day-of-month) 'L-2': 'L-2' is not supported"),
+        (["next"], "next takes a TASK_ID or --cron EXPR"),
+        (["next", "some.task", "--cron", "@daily"], "next takes a TASK_ID or --cron EXPR"),
+    ],
+)
+def test_next_says_what_is_wrong_with_its_arguments(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err
