@@ -41,6 +41,9 @@ T = TypeVar("T")
 _UNANSWERED: Final = (TimeoutError, NoRespondersError, ServiceUnavailableError)
 """How a JetStream request fails while nobody can answer it: during a stream or meta leader
 election, or while the node a stream lives on restarts."""
+STOP_STEP_SECONDS: Final = 5.0
+"""How long each step of leaving after the grace (cancelling, closing the parts, closing the
+connection) may take before the service goes on without it."""
 _FIRST_PATIENCE_PAUSE: Final = 0.5
 _LONGEST_PATIENCE_PAUSE: Final = 5.0
 
@@ -262,18 +265,50 @@ class NatsService:
             self.log.error("a job ended with an unexpected error", exc_info=error)
 
     async def _shutdown(self) -> None:
-        await self._cancel([task for task, outlives in self._loops.items() if not outlives])
-        await self._finish_jobs()
-        await self._cancel(list(self._loops))
+        # Leaving is bounded: the grace for the jobs, then a few seconds for each step of
+        # closing. A step that overruns is abandoned and its tasks logged with where they wait.
+        loop = asyncio.get_running_loop()
+        stuck = loop.call_later(
+            self._service_settings.grace_seconds + STOP_STEP_SECONDS, self._log_still_stopping
+        )
         try:
-            await self._close()
+            await self._cancel([task for task, outlives in self._loops.items() if not outlives])
+            await self._finish_jobs()
+            await self._cancel(list(self._loops))
+            try:
+                await self._bounded("closing its parts", self._close())
+            finally:
+                if self._client is not None:
+                    self._closing = True
+                    with suppress(Exception):
+                        await self._bounded("closing its connection", self._client.close())
+                    self._client = None
+                self._stop_requested.set()
         finally:
-            if self._client is not None:
-                self._closing = True
-                with suppress(Exception):
-                    await self._client.close()
-                self._client = None
-            self._stop_requested.set()
+            stuck.cancel()
+
+    async def _bounded(self, what: str, step: Awaitable[None]) -> None:
+        try:
+            async with asyncio.timeout(STOP_STEP_SECONDS):
+                await step
+        except TimeoutError:
+            self.log.warning(
+                "%s: %s took over %gs; going on without it",
+                self.service_name,
+                what,
+                STOP_STEP_SECONDS,
+            )
+
+    def _log_still_stopping(self) -> None:
+        current = asyncio.current_task()
+        waiting = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        self.log.warning(
+            "%s still stopping after %gs; %d task(s) left:\n%s",
+            self.service_name,
+            self._service_settings.grace_seconds + STOP_STEP_SECONDS,
+            len(waiting),
+            "\n".join(_where_it_waits(task) for task in waiting),
+        )
 
     async def _finish_jobs(self) -> None:
         if not self._jobs:
@@ -297,11 +332,21 @@ class NatsService:
             )
             await self._cancel(list(late))
 
-    @staticmethod
-    async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    async def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=STOP_STEP_SECONDS)
+        if pending:
+            self.log.warning(
+                "%s: %d task(s) did not end within %gs of being cancelled; going on without "
+                "them:\n%s",
+                self.service_name,
+                len(pending),
+                STOP_STEP_SECONDS,
+                "\n".join(_where_it_waits(task) for task in pending),
+            )
 
     async def _on_error(self, error: Exception) -> None:
         refusal = permission_refusal(error)
@@ -318,6 +363,20 @@ class NatsService:
     async def _on_reconnected(self) -> None:
         self.log.info("NATS: reconnected")
         await self._reconnected()
+
+
+def _where_it_waits(task: asyncio.Task[Any]) -> str:
+    """A task's name and the innermost steps of its chain of awaits: where it waits."""
+    steps: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(steps) < 50:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            steps.append(f"    awaiting {awaited!r}"[:200])
+            break
+        steps.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join([f"  task {task.get_name()}", *steps[-6:]])
 
 
 def _describe(error: BaseException) -> str:

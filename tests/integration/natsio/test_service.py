@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from contextlib import suppress
 
 import pytest
 
@@ -109,3 +110,44 @@ async def test_an_unreachable_server_is_a_startup_error_naming_the_address() -> 
         await service.__aenter__()
     assert "no server answered within 1.5s" in str(raised.value)
     assert service.closed
+
+
+class Stubborn(Probe):
+    """A service whose parts never finish closing and whose job ignores being cancelled."""
+
+    service_name = "stubborn"
+
+    async def _close(self) -> None:
+        await asyncio.Event().wait()
+
+    deaf = True
+
+    async def deaf_chore(self) -> None:
+        while self.deaf:
+            with suppress(asyncio.CancelledError):  # the bug under test: swallowing it
+                await asyncio.sleep(30)
+
+
+async def test_leaving_is_bounded_and_names_what_it_waited_for(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("natsio.service.STOP_STEP_SECONDS", 0.5)
+    caplog.set_level(logging.INFO, logger="dvp_scheduler.stubborn")
+    service = Stubborn(settings_for(nats_server, grace=0.2))
+    started = asyncio.get_running_loop().time()
+    async with service:
+        deaf = service.spawn(service.deaf_chore())
+        service.stop()
+    took = asyncio.get_running_loop().time() - started
+    # grace 0.2 s, then at most 0.5 s for the cancelled job and 0.5 s for closing the parts
+    assert took < 2.0
+    assert not deaf.done()
+    said = caplog.text
+    assert "1 task(s) did not end within 0.5s of being cancelled" in said
+    assert "in deaf_chore" in said
+    assert "closing its parts took over 0.5s; going on without it" in said
+    assert "still stopping after 0.7s" in said
+    service.deaf = False
+    deaf.cancel()
+    await asyncio.wait([deaf], timeout=1)
+    assert deaf.done()
