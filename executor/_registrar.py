@@ -28,6 +28,7 @@ from executor.errors import UnownedTaskError
 from executor.registrations import PlannedPublish, plan_registrations, plan_task
 from executor.settings import ExecutorSettings
 from natsio.errors import IN_FLIGHT_SETTLE_SECONDS, is_guard_refusal, winning_sequence
+from natsio.service import raise_if_cancelled
 
 log = logging.getLogger("dvp_scheduler.executor")
 
@@ -102,6 +103,7 @@ class Registrar:
     async def reload_when_requested(self, nc: Client) -> None:
         """Loop: `reload` after each `request`; a failed reload keeps the previous plugins."""
         while True:
+            raise_if_cancelled()
             await self._requested.wait()
             self._requested.clear()
             log.info("loading plugins again")

@@ -42,6 +42,7 @@ from executor.errors import BadInputError, UnownedTaskError
 from executor.outcomes import execution_context, outcome_event, started_event
 from executor.settings import ExecutorSettings
 from natsio.publish import AckedPublisher, PublishAck
+from natsio.service import raise_if_cancelled
 
 log = logging.getLogger("dvp_scheduler.executor")
 
@@ -239,6 +240,7 @@ class AttemptRunner:
         pause = 0.1
         refusals = 0
         while True:
+            raise_if_cancelled()
             try:
                 if sent is None:
                     sent = await self._publisher.send(event)

@@ -27,6 +27,7 @@ from executor import _stream
 from executor._stats import ExecutorStats
 from executor.settings import ExecutorSettings
 from natsio.pull import PullFeed
+from natsio.service import raise_if_cancelled
 
 log = logging.getLogger("dvp_scheduler.executor")
 
@@ -147,6 +148,7 @@ class WorkFeed:
         longest_wait = self._settings.fetch_timeout_seconds + _LATE_WAKEUP_SECONDS
         try:
             while not self._stopping():
+                raise_if_cancelled()
                 if await self._recover(feeds):
                     continue
                 requested = False
@@ -191,6 +193,7 @@ class WorkFeed:
         """Loop: mark long attempts in progress, well inside the consumer's ack wait."""
         interval = max(self._ack_wait / 4, 0.05)
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(interval)
             now = time.monotonic()
             for delivery in list(self._in_flight.values()):

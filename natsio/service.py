@@ -188,6 +188,7 @@ class NatsService:
         deadline = loop.time() + patience
         pause = _FIRST_PATIENCE_PAUSE
         while True:
+            raise_if_cancelled()
             try:
                 return await step()
             except _UNANSWERED as error:
@@ -363,6 +364,18 @@ class NatsService:
     async def _on_reconnected(self) -> None:
         self.log.info("NATS: reconnected")
         await self._reconnected()
+
+
+def raise_if_cancelled() -> None:
+    """Raise `asyncio.CancelledError` if the running task was cancelled and carries on.
+
+    nats-py's flush swallows the `CancelledError` of a task cancelled while it flushes (a
+    publish, a pull request, an ack), so a loop cancelled at that moment would go on forever and
+    hold up the service's stop. Each of our loops that talks to NATS calls this once a turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _where_it_waits(task: asyncio.Task[Any]) -> str:

@@ -21,6 +21,7 @@ from contracts.events import RetryScheduled
 from contracts.inbound import read_event
 from contracts.stream import STREAM_NAME, TICKER_RETRY_DURABLE
 from natsio.publish import NotConnectedError
+from natsio.service import raise_if_cancelled
 from ticker._firing import FirePublisher, Spawn
 from ticker._follower import Follower
 from ticker._policy import retry_due
@@ -58,6 +59,7 @@ class RetryRelay:
         subscription = await self._js.pull_subscribe_bind(TICKER_RETRY_DURABLE, STREAM_NAME)
         try:
             while True:
+                raise_if_cancelled()
                 try:
                     messages = await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_SECONDS)
                 except TimeoutError:

@@ -87,6 +87,9 @@ class Record:
     sequence: int
     stored_at: datetime
     event: Event
+    guarded_after: int | None = None
+    """The ``Nats-Expected-Last-Subject-Sequence`` it was published with: the last of the
+    task's messages its publisher had seen when it decided."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,10 @@ class Figures:
     """``RetryScheduled`` due after the tickers stopped (no next attempt expected)."""
     max_schedule_lateness: float = 0.0
     """Seconds between a ``schedule`` fire and the storing of its ``TaskDue``, at most."""
+    skips_racing_an_outcome: int = 0
+    """Overlap skips decided before the outcome of the execution they name was stored, and
+    stored just after it: the server's guard over all of a task's subjects does not see a
+    publish still in flight on another of them (R3; docs/design.md, guarantee 5)."""
 
 
 @dataclass
@@ -351,7 +358,15 @@ class _Checker:
         if event.reason != "overlap":
             return
         running = self.open[task]
-        if not running:
+        ended = self.ended.get((event.tenant_id, event.task_id, event.running_execution_id))
+        if (
+            event.running_execution_id not in running
+            and ended is not None
+            and record.guarded_after is not None
+            and record.guarded_after < ended.sequence < record.sequence
+        ):
+            self.figures.skips_racing_an_outcome += 1
+        elif not running:
             self.problem(
                 "unexplained",
                 "overlap skip with nothing running",

@@ -285,7 +285,9 @@ class StreamLog:
         except EventDecodeError as error:
             self.unreadable.append(f"sequence {sequence} on {subject}: {error}")
             return
-        self.records.append(Record(sequence, stored_at, event))
+        guard = (headers or {}).get("Nats-Expected-Last-Subject-Sequence")
+        guarded_after = int(guard) if guard is not None and guard.isdigit() else None
+        self.records.append(Record(sequence, stored_at, event, guarded_after))
 
     def save(self, path: Path) -> None:
         """Write every message read, one JSON object a line, for a post-mortem (`load`)."""
@@ -761,6 +763,7 @@ def summary(run: ChaosRun, verdict: Verdict) -> str:
         ("failed by reason", _counts(figures.failed_by_reason)),
         ("error kinds", _counts(figures.error_kinds)),
         ("skips by reason", _counts(figures.skips_by_reason)),
+        ("skips racing an outcome", str(figures.skips_racing_an_outcome)),
         ("retries cut off at the end", str(figures.retries_cut_off)),
         ("latest schedule fire", f"{figures.max_schedule_lateness:.2f}s after its instant"),
         ("service kills", str(faults["service kills"])),

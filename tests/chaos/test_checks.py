@@ -428,3 +428,29 @@ def test_the_fault_plan_is_reproducible_and_never_has_two_nodes_down() -> None:
     kills = [f for f in plan if not f.target.startswith("node")]
     assert all(b.at - a.at >= settings.service_kill_every[0] for a, b in pairwise(kills))
     assert all(f.down <= settings.service_down[1] for f in kills)
+
+
+def _race(guarded_after: int | None) -> Verdict:
+    """The overlap skip of the fire at +30 stored just after the outcome of E3, which it
+    names, as when that outcome was still in flight when the ticker's guarded publish was
+    checked."""
+    items = healthy()
+    items[12], items[13] = items[13], (items[12][0], items[13][1])
+    records = [Record(n, stored, event) for n, (event, stored) in enumerate(items, start=1)]
+    records[13] = Record(14, records[13].stored_at, records[13].event, guarded_after)
+    return check_stream(records, until=UNTIL)
+
+
+def test_an_overlap_skip_decided_before_the_outcome_it_follows_is_a_race_not_a_problem() -> None:
+    verdict = _race(guarded_after=12)  # decided on the stream up to E3's TaskStarted
+    assert not verdict.problems
+    assert verdict.figures.skips_racing_an_outcome == 1
+
+
+@pytest.mark.parametrize("guarded_after", [None, 13])
+def test_an_overlap_skip_decided_after_the_outcome_is_still_caught(
+    guarded_after: int | None,
+) -> None:
+    verdict = _race(guarded_after)
+    assert "overlap skip with nothing running" in found(verdict)
+    assert verdict.figures.skips_racing_an_outcome == 0
