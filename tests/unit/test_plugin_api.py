@@ -170,7 +170,7 @@ class TestRegistration:
                 ScheduledTaskDefinition(
                     "bad.cron", "C", TaskSchedule(cron_expression="61 * * * *")
                 ),
-                "is invalid",
+                "field 1 (minute) '61': 61 is outside 0-59",
             ),
             (
                 ScheduledTaskDefinition(
