@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from contracts import SchedulerError
 from dvp_scheduler import __version__
 from dvp_scheduler.cli import (
+    dashboard,
     executor,
     init,
     operate,
@@ -36,6 +37,7 @@ _COMMAND_MODULES = [
     rerun,
     permissions,
     schema,
+    dashboard,
 ]
 
 

@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
 
 from nats.aio.client import Client
 
-from contracts import (
-    TaskPaused,
-    TaskResumed,
-    encode,
-    event_headers,
-    event_subject,
-    new_execution_id,
-    validate_task_id,
-    validate_tenant_id,
-)
+from contracts import validate_task_id, validate_tenant_id
+from dvp_scheduler import operations
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
     connect_once,
     connection_from_arguments,
-)
-from dvp_scheduler.cli._executions import (
-    operator_actor,
-    publish_operator_due,
-    require_registered,
 )
 from natsio import NatsConnection
 
@@ -98,41 +84,11 @@ async def _operate(
 ) -> str:
     nc = await connect_once(connection, Client)
     try:
-        js = nc.jetstream()
-        paused = await require_registered(js, tenant_id, task_id)
-        now = datetime.now(UTC)
+        actor = await operations.operator_actor(nc)
         if action == "trigger":
-            published = await publish_operator_due(
-                js,
-                tenant_id,
-                task_id,
-                execution_id=new_execution_id(),
-                trigger="manual",
-                force=force,
-                actor=await operator_actor(nc),
-            )
-            message = (
-                f"triggered {tenant_id}/{task_id}: execution {published.due.execution_id}"
-                + published.forced_note()
-            )
-            if paused:
-                message += " (the task is paused; a manual trigger runs anyway)"
-            return message
-        actor = await operator_actor(nc)
-        event: TaskPaused | TaskResumed
+            return await operations.trigger(nc, tenant_id, task_id, actor=actor, force=force)
         if action == "pause":
-            if paused:
-                return f"{tenant_id}/{task_id} is already paused"
-            event = TaskPaused(
-                tenant_id=tenant_id, task_id=task_id, occurred_at=now, note=note, actor=actor
-            )
-        else:
-            if not paused:
-                return f"{tenant_id}/{task_id} is not paused"
-            event = TaskResumed(
-                tenant_id=tenant_id, task_id=task_id, occurred_at=now, note=note, actor=actor
-            )
-        await js.publish(event_subject(event), encode(event), headers=event_headers(event))
-        return f"{action}d {tenant_id}/{task_id}"
+            return await operations.pause(nc, tenant_id, task_id, note=note, actor=actor)
+        return await operations.resume(nc, tenant_id, task_id, note=note, actor=actor)
     finally:
         await nc.close()

@@ -42,6 +42,7 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
+from dvp_scheduler.durations import short_duration as _duration
 from dvp_scheduler.errors import SettingsError
 from natsio import (
     NatsConnection,
@@ -500,21 +501,6 @@ def _status_cell(task: dict[str, Any], now: datetime) -> str:
     if status == "due":
         return f"due (waiting for an executor for {waited})"
     return f"{status} (another attempt waits for an executor for {waited})"
-
-
-def _duration(seconds: float) -> str:
-    """``42s``, ``3m12s``, ``2h05m``, ``3d04h``."""
-    whole = max(0, int(seconds))
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def _history_table(items: list[dict[str, Any]]) -> None:

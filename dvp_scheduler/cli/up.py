@@ -31,13 +31,14 @@ from dvp_scheduler.cli._common import (
     port_number,
 )
 from dvp_scheduler.cli._settings import add_setting
+from dvp_scheduler.dashboard.settings import DEFAULT_DASHBOARD_PORT
 from dvp_scheduler.errors import NatsServerError
 from dvp_scheduler.natsserver import BinaryNatsServer
 from executor import ExecutorSettings
 from natsio import NatsConnection
 from natsio.provision import prepare_stream
 
-_STOP_ORDER: Final = ("ticker", "executor", "projector")
+_STOP_ORDER: Final = ("dashboard", "ticker", "executor", "projector")
 _SERVICE_STOP_SECONDS: Final = 40.0
 
 
@@ -68,6 +69,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="log level of the services (WARNING; the events are shown anyway)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the events")
+    parser.add_argument(
+        "--dashboard-port",
+        type=port_number,
+        metavar="PORT",
+        default=os.environ.get("DVP_DASHBOARD_PORT") or DEFAULT_DASHBOARD_PORT,
+        help="the dashboard's port on 127.0.0.1 (DVP_DASHBOARD_PORT; default "
+        f"{DEFAULT_DASHBOARD_PORT}); its token comes from DVP_DASHBOARD_TOKEN",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     parser.add_argument(
         "--metrics-port",
         type=port_number,
@@ -149,8 +159,20 @@ async def _up(args: argparse.Namespace, connection: NatsConnection, data_dir: Pa
                 else ""
             )
             print(f"{name:<14} pid {process.pid}{metrics}")
+        if not args.no_dashboard:
+            dashboard = [*common, "dashboard", "--port", str(args.dashboard_port)]
+            process = await asyncio.create_subprocess_exec(
+                *dashboard, env=environment, start_new_session=True
+            )
+            services.append(_Service("dashboard", process))
+            print(f"{'dashboard':<14} pid {process.pid}  http://127.0.0.1:{args.dashboard_port}/")
+        browse = (
+            ""
+            if args.no_dashboard
+            else f"open the dashboard at http://127.0.0.1:{args.dashboard_port}/ or "
+        )
         print(
-            "\nevents follow; in another terminal try: dvp-scheduler tasks | "
+            f"\nevents follow; {browse}in another terminal try: dvp-scheduler tasks | "
             "dvp-scheduler history TASK_ID | dvp-scheduler trigger TASK_ID | "
             "dvp-scheduler status\n"
             "press Ctrl-C to stop\n",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,10 +50,17 @@ def alive(pid: int) -> bool:
 
 
 class Scheduler:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        extra: Sequence[str] = (),
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.metrics_port = free_port()
+        self.dashboard_port = free_port()
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.output = tmp_path / "up.out"
         plugins = [arg for plugin in EXAMPLES for arg in ("--plugin", plugin)]
         self.log = self.output.open("w")
@@ -69,8 +76,12 @@ class Scheduler:
                 str(tmp_path / "data"),
                 "--metrics-port",
                 str(self.metrics_port),
+                "--dashboard-port",
+                str(self.dashboard_port),
                 *plugins,
+                *extra,
             ],
+            env={**os.environ, **(environment or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -100,6 +111,19 @@ class Scheduler:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
+    def stop(self) -> None:
+        """Ctrl-C, then kill whatever it started that still runs, by pid."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        for pid in self.pids():  # never leave a service behind, whatever happened
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.log.close()
+
     def task(self, task_id: str) -> dict[str, Any] | None:
         for row in self.json("tasks"):
             if row["task_id"] == task_id:
@@ -113,22 +137,15 @@ def scheduler(tmp_path: Path) -> Iterator[Scheduler]:
     try:
         yield running
     finally:
-        if running.process.poll() is None:
-            running.process.send_signal(signal.SIGINT)
-            try:
-                running.process.wait(60)
-            except subprocess.TimeoutExpired:
-                running.process.kill()
-        for pid in running.pids():  # never leave a service behind, whatever happened
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        running.log.close()
+        running.stop()
 
 
 @pytest.mark.timeout(150)
 def test_a_users_session_with_up(scheduler: Scheduler) -> None:
     until(lambda: "events follow" in scheduler.printed(), 30, "up ready")
-    assert len(scheduler.pids()) == 4  # nats-server, projector, ticker, executor
+    assert len(scheduler.pids()) == 5  # nats-server, projector, ticker, executor, dashboard
+    dashboard_line = f"dashboard      pid {scheduler.pids()[-1]}  {scheduler.dashboard}/"
+    assert dashboard_line in scheduler.printed()
 
     # Successes, a retry and a final failure show in tasks and history.
     sync = until(

@@ -24,9 +24,9 @@ from contracts import (
     subject,
 )
 from dvp_scheduler.cli import main
-from dvp_scheduler.cli._executions import publish_operator_due
 from dvp_scheduler.cli.rerun import rerun_execution_id
 from dvp_scheduler.natsserver import NatsServer
+from dvp_scheduler.operations import publish_operator_due
 from natsio import stream_config
 from tests.integration.projector.test_projector import caught_up, publish, running
 from tests.support import read_events
