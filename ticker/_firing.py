@@ -55,6 +55,9 @@ _NOTHING_DUE_PAUSE: Final = 0.005
 _DECIDE_AHEAD_SECONDS: Final = 0.1
 """Fires are decided this long before their instant, so that a burst is sent on the instant."""
 _DECISIONS_PER_TURN: Final = 32
+_DECISION_LINES_PER_SECOND: Final = 50
+"""Catch-ups, retries and skips logged one by one each second; more are summed up in one line
+(a ticker that falls behind a burst would otherwise spend its time writing lines)."""
 """Decisions taken before the loop lets other work (fires due sooner) run."""
 
 Decider = Callable[[TaskState, datetime], Decision | None]
@@ -67,6 +70,32 @@ _Ready = tuple[TaskKey, TaskState, Decision, str, bytes, dict[str, str]]
 """A fire decided ahead: key, state, event, subject, payload, guard headers."""
 _Sent = tuple[TaskKey, TaskState, Decision, Future[PublishAck]]
 """A fire sent: key, state, event, the stream's answer to come."""
+
+
+class LogBudget:
+    """At most ``per_second`` lines a second; those held back are counted and said at once.
+
+    `allow` answers whether this line may be logged and how many were held back in the second
+    that just ended (to be summed up first). Pure: time is passed in.
+    """
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._window = -1
+        self._used = 0
+        self._held = 0
+
+    def allow(self, now: float) -> tuple[bool, int]:
+        window = int(now)
+        held_before = 0
+        if window != self._window:
+            self._window, self._used = window, 0
+            held_before, self._held = self._held, 0
+        if self._used < self._per_second:
+            self._used += 1
+            return True, held_before
+        self._held += 1
+        return False, held_before
 
 
 class FirePublisher:
@@ -98,6 +127,7 @@ class FirePublisher:
         self._heap: FireHeap[TaskKey] = FireHeap()
         self._busy: set[TaskKey] = set()
         self._wake = asyncio.Event()
+        self._log_budget = LogBudget(_DECISION_LINES_PER_SECOND)
         self._live = False
 
     def _decide(self, state: TaskState, now: datetime) -> Decision | None:
@@ -314,6 +344,17 @@ class FirePublisher:
         # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
         routine = isinstance(event, TaskDue) and event.trigger == "schedule"
         level = logging.DEBUG if routine else logging.INFO
+        if not routine and log.isEnabledFor(logging.INFO):
+            allowed, held = self._log_budget.allow(time.monotonic())
+            if held:
+                log.info(
+                    "%d more decisions (catch-ups, retries, skips, lost attempts closed) in the "
+                    "second before were not logged one by one (at most %d a second; debug logs "
+                    "each)",
+                    held,
+                    _DECISION_LINES_PER_SECOND,
+                )
+            level = logging.INFO if allowed else logging.DEBUG
         if log.isEnabledFor(level):
             log.log(level, "%s", describe_event(event), extra=event_log_fields(event))
 

@@ -6,9 +6,12 @@ tasks; when the firing part puts a task on its heap; the service's settings and 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
+import msgspec
+import pytest
 from nats.aio.msg import Msg
 
 from contracts import decode, encode, event_subject
@@ -18,7 +21,7 @@ from tests.unit.projector import events
 from tests.unit.projector.events import T0, TASK, TENANT
 from ticker import Ticker, TickerSettings
 from ticker._consumers import ExecutorConsumers
-from ticker._firing import FirePublisher
+from ticker._firing import FirePublisher, LogBudget
 from ticker._follower import Follower
 from ticker._stats import TickerStats
 from ticker.errors import TickerError, TickerStartupError
@@ -177,3 +180,42 @@ async def test_a_duplicate_fire_the_follower_has_read_past_does_not_reopen_its_e
     firing._record(state, the_due, PublishAck(stream="DVP_TASKS", seq=2, duplicate=True))
     assert the_due.execution_id not in state.running
     assert stats.duplicates == 1
+
+
+def test_the_log_budget_lets_so_many_lines_a_second_and_counts_the_rest() -> None:
+    budget = LogBudget(per_second=3)
+    assert [budget.allow(10.0 + n / 10) for n in range(5)] == [
+        (True, 0),
+        (True, 0),
+        (True, 0),
+        (False, 0),
+        (False, 0),
+    ]
+    assert budget.allow(11.2) == (True, 2)  # the next second says what the last one held back
+    assert budget.allow(11.3) == (True, 0)
+
+
+async def test_a_ticker_behind_a_burst_logs_its_catch_ups_within_a_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dvp_scheduler.ticker")
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    firing = FirePublisher(
+        cast(AckedPublisher, None),
+        follower,
+        stats,
+        TickerSettings(),
+        spawn=_no_spawn,
+        consumers=cast(ExecutorConsumers, None),
+    )
+    await feed(follower, message(1, registered()))
+    state = follower.states[KEY]
+    for n in range(80):
+        catchup = msgspec.structs.replace(events.due(events.at(60 + n)), trigger="catchup")
+        firing._record(state, catchup, PublishAck(stream="DVP_TASKS", seq=2 + n))
+    info = [r for r in caplog.records if r.levelno == logging.INFO]
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert 1 <= len(info) <= 50  # all 80 within one second, or across a second's end
+    assert len(info) + len(debug) >= 80
+    assert stats.due_published == 80
