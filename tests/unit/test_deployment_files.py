@@ -39,6 +39,7 @@ def test_the_cluster_has_three_nats_nodes_and_every_role() -> None:
     assert ours["ticker"]["deploy"] == {"replicas": 2}
     assert ours["executor"]["deploy"] == {"replicas": 3}
     assert "projector" in ours
+    assert ours["dashboard"]["ports"] == ["8470:8470"]
     assert ours["init"]["command"] == ["init", "--replicas", "3"]
 
 
