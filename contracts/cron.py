@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Final, NamedTuple
 
-from contracts.errors import ScheduleError
+from contracts.errors import ScheduleError, preview
 
 MACROS: Final = {
     "@yearly": "0 0 1 1 *",
@@ -40,6 +40,9 @@ MACROS: Final = {
     "@hourly": "0 * * * *",
 }
 """The macros and the five fields each stands for."""
+
+MAX_CRON_LENGTH: Final = 100
+"""The longest cron expression, in characters; five fields of lists and ranges fit easily."""
 
 _FORMS: Final = "'*', lists (1,5), ranges (1-5), steps (*/15, 1-30/5)"
 
@@ -221,8 +224,13 @@ class CronExpression:
 def parse_cron(expression: str) -> CronExpression:
     """Read a cron expression, or raise `CronError` quoting it and saying what to write."""
     if not isinstance(expression, str) or not expression.strip():
+        shown = preview(expression)
+        raise CronError(shown, f"cron_expression must be a non-empty string, got {shown}")
+    if len(expression) > MAX_CRON_LENGTH:
         raise CronError(
-            str(expression), f"cron_expression must be a non-empty string, got {expression!r}"
+            expression,
+            f"cron_expression {preview(expression)} has {len(expression)} characters: at most "
+            f"{MAX_CRON_LENGTH} allowed; five fields of lists and ranges fit in that",
         )
     return _parse(expression)
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def preview(value: object, limit: int = 40) -> str:
+    """``value``'s repr for an error message, cut to ``limit`` characters: the value may be
+    anything an untrusted caller sent, and long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class SchedulerError(Exception):
     """Root of every error dvp-scheduler raises on purpose."""
 

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from contracts.cron import CronExpression, parse_cron
-from contracts.errors import ScheduleError
+from contracts.cron import parse_cron
+from contracts.errors import ScheduleError, preview
 
 OverlapPolicy = Literal["skip", "allow"]
 """What a fire does while the previous execution still runs: skip it (recorded) or run anyway."""
@@ -44,9 +44,6 @@ MAX_JITTER_SECONDS: Final = 86400.0
 
 MAX_CATCHUP_WINDOW_SECONDS: Final = 366 * 86400.0
 """The longest catch-up window (366 days, so a yearly run can still be caught up)."""
-
-MAX_CRON_LENGTH: Final = 100
-"""The longest cron expression, in characters; five fields of lists and ranges fit easily."""
 
 MAX_TIMEZONE_LENGTH: Final = 64
 """The longest time zone name (the longest IANA name has about 30 characters)."""
@@ -103,7 +100,7 @@ def validate_schedule(schedule: Schedule) -> None:
             )
     else:
         _zone(schedule.timezone)
-        _compile_cron(schedule.cron_expression or "")
+        parse_cron(schedule.cron_expression or "")
     jitter = schedule.jitter_seconds
     if not _is_non_negative_number(jitter) or jitter > MAX_JITTER_SECONDS:
         raise ScheduleError(
@@ -132,7 +129,7 @@ def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
         return _EPOCH + timedelta(microseconds=k * interval + offset)
     if schedule.cron_expression is None:
         raise ScheduleError("schedule has neither cron_expression nor interval_seconds")
-    cron = _compile_cron(schedule.cron_expression)
+    cron = parse_cron(schedule.cron_expression)
     zone = _zone(schedule.timezone)
     wall = after.astimezone(zone).replace(tzinfo=None)
     while True:
@@ -183,7 +180,7 @@ def _is_non_negative_number(value: object) -> bool:
 
 def _zone(name: str) -> ZoneInfo:
     if not isinstance(name, str) or len(name) > MAX_TIMEZONE_LENGTH:
-        shown = _preview(name)
+        shown = preview(name)
         raise ScheduleError(
             f"unknown time zone {shown}: use an IANA name such as 'UTC' or 'Europe/Berlin' "
             f"(at most {MAX_TIMEZONE_LENGTH} characters)"
@@ -201,12 +198,6 @@ def _known_zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def _preview(value: object, limit: int = 40) -> str:
-    """``value``'s repr, cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}..."
-
-
 def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     """Map a local wall-clock time to UTC by the DST rules in the module docstring."""
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
@@ -222,16 +213,3 @@ def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
         else:
             low = middle
     return high.replace(microsecond=0)
-
-
-def _compile_cron(expression: str) -> CronExpression:
-    if not isinstance(expression, str) or not expression.strip():
-        raise ScheduleError(
-            f"cron_expression must be a non-empty string, got {_preview(expression)}"
-        )
-    if len(expression) > MAX_CRON_LENGTH:
-        raise ScheduleError(
-            f"cron_expression {_preview(expression)} has {len(expression)} characters: at most "
-            f"{MAX_CRON_LENGTH} allowed; five fields of lists and ranges fit in that"
-        )
-    return parse_cron(expression)
