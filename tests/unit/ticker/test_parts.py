@@ -109,10 +109,9 @@ async def test_caught_up_waits_for_the_sequence_and_gives_up_in_time() -> None:
     assert not await follower.caught_up(KEY, 5)
 
 
-async def test_the_firing_part_schedules_changed_tasks_once_live_and_not_busy() -> None:
-    stats = TickerStats()
-    follower = Follower(stats, catch_up_seconds=1.0)
-    firing = FirePublisher(
+def offline_firing(follower: Follower, stats: TickerStats) -> FirePublisher:
+    """A firing part with no connection: for what it decides and records, not what it sends."""
+    return FirePublisher(
         cast(AckedPublisher, None),
         follower,
         stats,
@@ -120,6 +119,12 @@ async def test_the_firing_part_schedules_changed_tasks_once_live_and_not_busy() 
         spawn=_no_spawn,
         consumers=cast(ExecutorConsumers, None),
     )
+
+
+async def test_the_firing_part_schedules_changed_tasks_once_live_and_not_busy() -> None:
+    stats = TickerStats()
+    follower = Follower(stats, catch_up_seconds=1.0)
+    firing = offline_firing(follower, stats)
     follower._on_change = firing.task_changed
     await feed(follower, message(1, registered()))
     assert firing.scheduled == 0  # not live yet: schedule_all does it
@@ -162,14 +167,7 @@ async def test_a_duplicate_fire_the_follower_has_read_past_does_not_reopen_its_e
     task was then skipped as overlapping an execution long ended)."""
     stats = TickerStats()
     follower = Follower(stats, catch_up_seconds=1.0)
-    firing = FirePublisher(
-        cast(AckedPublisher, None),
-        follower,
-        stats,
-        TickerSettings(),
-        spawn=_no_spawn,
-        consumers=cast(ExecutorConsumers, None),
-    )
+    firing = offline_firing(follower, stats)
     fire = events.at(60)
     the_due = events.due(fire)
     await feed(follower, message(1, registered()))
@@ -201,14 +199,7 @@ async def test_a_ticker_behind_a_burst_logs_its_catch_ups_within_a_budget(
     caplog.set_level(logging.DEBUG, logger="dvp_scheduler.ticker")
     stats = TickerStats()
     follower = Follower(stats, catch_up_seconds=1.0)
-    firing = FirePublisher(
-        cast(AckedPublisher, None),
-        follower,
-        stats,
-        TickerSettings(),
-        spawn=_no_spawn,
-        consumers=cast(ExecutorConsumers, None),
-    )
+    firing = offline_firing(follower, stats)
     await feed(follower, message(1, registered()))
     state = follower.states[KEY]
     for n in range(80):
