@@ -112,7 +112,8 @@ async def test_a_killed_ticker_process_restarts_missing_and_duplicating_nothing(
     events = await dues(js, "survives.kill")
     fires = covered_fires(events)
     assert fires == seconds(fires[0], len(fires))  # nothing missed, nothing twice
-    assert [e.trigger for e in events].count("catchup") == 1
+    # A slow first start may make its first fire a catch-up too; the restart makes exactly one.
+    assert [e.trigger for e in events[before:]].count("catchup") == 1
     assert len({e.execution_id for e in events}) == len(events)
 
 
