@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -15,6 +17,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import APIError, NoStreamResponseError
 
 from contracts.events import Event, encode, event_headers, event_subject
+from natsio.reader import direct_client
 
 log = logging.getLogger("dvp_scheduler.natsio")
 
@@ -41,6 +44,73 @@ class _Reply(msgspec.Struct):
 
 _reply_decoder: Final = msgspec.json.Decoder(_Reply)
 _NO_RESPONDERS: Final = "503"
+_NO_RESPONDERS_LINE: Final = b"NATS/1.0 503"
+
+Answer = PublishAck | BaseException
+"""The stream's answer to one message of a burst: its acknowledgement, or why there is none
+(an `APIError` when the stream refused it, `TimeoutError` when no answer came)."""
+
+Message = tuple[str, bytes, Mapping[str, str]]
+"""A message to publish: subject, payload, headers."""
+
+
+def encode_publish(
+    subject_name: str, reply: str, payload: bytes, headers: Mapping[str, str]
+) -> bytes:
+    """One message in the protocol's wire form (``HPUB``), as a client sends it."""
+    lines = ["NATS/1.0\r\n"]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value or not name or ":" in name:
+            raise ValueError(f"header {name!r}: {value!r} cannot be sent on one line")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    head = "".join(lines).encode()
+    size = len(head)
+    return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+        subject_name.encode(),
+        reply.encode(),
+        size,
+        size + len(payload),
+        head,
+        payload,
+    )
+
+
+@dataclass(eq=False)
+class Burst:
+    """Messages made ready ahead by `AckedPublisher.prepare`, sent at once by `send_burst`."""
+
+    messages: Sequence[Message]
+    tokens: list[str]
+    encoded: list[bytes] | None
+    """The messages in wire form, when the client can send them so (else published one by
+    one at the moment of sending)."""
+
+
+@dataclass(eq=False)
+class _BurstAnswers:
+    answers: list[Answer | None]
+    future: asyncio.Future[list[Answer]]
+    until: float
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remaining = len(self.answers)
+
+    def answer(self, index: int, answer: Answer) -> None:
+        if self.answers[index] is None:
+            self.answers[index] = answer
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.finish()
+
+    def finish(self) -> None:
+        if not self.future.done():
+            answers: list[Answer] = [
+                TimeoutError("no acknowledgement from the stream in time") if a is None else a
+                for a in self.answers
+            ]
+            self.future.set_result(answers)
 
 
 class AckedPublisher:
@@ -53,6 +123,11 @@ class AckedPublisher:
     read), and the future is awaited when the caller needs the answer. A timer of its own
     fails the futures whose answer did not come within ``timeout`` (`expire`). Nothing is
     sent while the connection is down (`send_message`).
+
+    A burst (many messages due at one instant) is made ready ahead with `prepare`, which
+    encodes every message, and sent with `send_burst`: one write, and one future for all the
+    answers. With the fast client (`natsio.reader.reader_client_class`) the answers are read
+    straight from the protocol parser, without nats-py's per-message queue and task.
     """
 
     def __init__(self, nc: Client, timeout: float) -> None:
@@ -64,11 +139,17 @@ class AckedPublisher:
         self._waiting: dict[str, tuple[asyncio.Future[PublishAck], float]] = {}
         self._subjects: dict[tuple[type[Event], str, str], str] = {}
         self._expiry: asyncio.Task[None] | None = None
+        self._in_bursts: dict[str, tuple[_BurstAnswers, int]] = {}
+        self._bursts: set[_BurstAnswers] = set()
 
     async def start(self) -> None:
         """Subscribe the inbox the acknowledgements come to, and start the expiry timer."""
         self._prefix = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        direct = direct_client(self._nc)
+        if direct is not None:
+            self._sub = await direct.subscribe_direct(self._prefix + "*", self._on_raw_reply)
+        else:
+            self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
         self._expiry = asyncio.create_task(self._expire_regularly(), name="natsio-publish-expiry")
 
     async def close(self) -> None:
@@ -80,8 +161,12 @@ class AckedPublisher:
                 await expiry
         sub, self._sub = self._sub, None
         if sub is not None:
+            direct = direct_client(self._nc)
             try:
-                await sub.unsubscribe()
+                if direct is not None:
+                    await direct.unsubscribe_direct(sub)
+                else:
+                    await sub.unsubscribe()
             except Exception as error:
                 log.debug("closing the publish inbox: %s", error)
         waiting, self._waiting = self._waiting, {}
@@ -89,6 +174,11 @@ class AckedPublisher:
             if not future.done():
                 future.set_exception(ConnectionError("the publisher was closed"))
                 future.exception()  # nobody may wait for it any more
+        bursts, self._bursts, self._in_bursts = self._bursts, set(), {}
+        for burst in bursts:
+            for index, answer in enumerate(burst.answers):
+                if answer is None:
+                    burst.answer(index, ConnectionError("the publisher was closed"))
 
     async def send(self, event: Event) -> asyncio.Future[PublishAck]:
         """Publish ``event`` with its headers; the future resolves with the stream's answer
@@ -132,6 +222,64 @@ class AckedPublisher:
             raise
         return future
 
+    def prepare(self, messages: Sequence[Message]) -> Burst:
+        """Make ``messages`` ready to be sent at once by `send_burst`: each gets its answer's
+        reply subject and, with the fast client, its wire form (all the per-message work)."""
+        first = self._next_token + 1
+        self._next_token += len(messages)
+        tokens = [str(n) for n in range(first, first + len(messages))]
+        encoded: list[bytes] | None = None
+        if direct_client(self._nc) is not None:
+            prefix = self._prefix
+            encoded = [
+                encode_publish(subject_name, prefix + token, payload, headers)
+                for (subject_name, payload, headers), token in zip(messages, tokens, strict=True)
+            ]
+        return Burst(messages, tokens, encoded)
+
+    async def send_burst(self, burst: Burst) -> asyncio.Future[list[Answer]]:
+        """Send a prepared burst in one go; the future resolves with one `Answer` per message,
+        in order, once every answer came or ``timeout`` passed.
+
+        Raises `NotConnectedError` (nothing sent) while the connection is down, as
+        `send_message` does.
+        """
+        if not self._nc.is_connected:
+            raise NotConnectedError("not connected to NATS: the burst was not sent")
+        future: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
+        waiting = _BurstAnswers(
+            [None] * len(burst.tokens), future, time.monotonic() + self._timeout
+        )
+        if not burst.tokens:
+            waiting.finish()
+            return future
+        self._bursts.add(waiting)
+        future.add_done_callback(lambda _: self._forget(waiting, burst.tokens))
+        for index, token in enumerate(burst.tokens):
+            self._in_bursts[token] = (waiting, index)
+        direct = direct_client(self._nc)
+        try:
+            if direct is not None and burst.encoded is not None:
+                await direct.publish_encoded(burst.encoded, len(burst.encoded))
+            else:
+                prefix = self._prefix
+                for (subject_name, payload, headers), token in zip(
+                    burst.messages, burst.tokens, strict=True
+                ):
+                    await self._nc.publish(
+                        subject_name, payload, reply=prefix + token, headers=dict(headers)
+                    )
+        except BaseException:
+            future.cancel()
+            raise
+        return future
+
+    def _forget(self, waiting: _BurstAnswers, tokens: list[str]) -> None:
+        self._bursts.discard(waiting)
+        in_bursts = self._in_bursts
+        for token in tokens:
+            in_bursts.pop(token, None)
+
     async def record(self, event: Event) -> PublishAck:
         """Publish ``event`` and wait for the stream's answer."""
         return await (await self.send(event))
@@ -150,9 +298,11 @@ class AckedPublisher:
 
     def expire(self) -> None:
         """Fail the futures whose answer is overdue."""
+        now = time.monotonic()
+        for burst in [burst for burst in self._bursts if burst.until < now]:
+            burst.finish()  # what has not come by now counts as timed out
         if not self._waiting:
             return
-        now = time.monotonic()
         overdue = [token for token, (_, until) in self._waiting.items() if until < now]
         for token in overdue:
             future, _ = self._waiting.pop(token)
@@ -162,19 +312,43 @@ class AckedPublisher:
                 )
 
     async def _on_reply(self, msg: Msg) -> None:
-        entry = self._waiting.pop(msg.subject[len(self._prefix) :], None)
-        if entry is None or entry[0].done():
-            return
-        future = entry[0]
         headers = msg.headers
-        if headers is not None and not msg.data and headers.get("Status") == _NO_RESPONDERS:
-            future.set_exception(NoStreamResponseError())
+        no_responders = (
+            headers is not None and not msg.data and headers.get("Status") == _NO_RESPONDERS
+        )
+        self._answer(msg.subject[len(self._prefix) :], msg.data, no_responders)
+
+    def _on_raw_reply(
+        self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        no_responders = headers is not None and not data and headers.startswith(_NO_RESPONDERS_LINE)
+        self._answer(subject[len(self._prefix) :].decode(), data, no_responders)
+
+    def _answer(self, token: str, data: bytes, no_responders: bool) -> None:
+        entry = self._waiting.pop(token, None)
+        if entry is not None:
+            future = entry[0]
+            if not future.done():
+                answer = _parse_answer(data, no_responders)
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
             return
-        try:
-            reply = _reply_decoder.decode(msg.data)
-            if reply.error is not None:
-                APIError.from_error(reply.error)  # raises the matching subclass
-        except Exception as error:
-            future.set_exception(error)
-            return
-        future.set_result(PublishAck(stream=reply.stream, seq=reply.seq, duplicate=reply.duplicate))
+        in_burst = self._in_bursts.pop(token, None)
+        if in_burst is not None:
+            waiting, index = in_burst
+            waiting.answer(index, _parse_answer(data, no_responders))
+
+
+def _parse_answer(data: bytes, no_responders: bool) -> Answer:
+    """The stream's answer to one publish, from the body of its reply."""
+    if no_responders:
+        return NoStreamResponseError()
+    try:
+        reply = _reply_decoder.decode(data)
+        if reply.error is not None:
+            APIError.from_error(reply.error)  # raises the matching subclass
+    except Exception as error:
+        return error
+    return PublishAck(stream=reply.stream, seq=reply.seq, duplicate=reply.duplicate)

@@ -84,11 +84,13 @@ _DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 class _DirectClient(Client):
     """nats-py's client, whose protocol parser hands the messages of a direct subscription
-    straight to a synchronous function (no ``Msg``, no queue, no task).
+    straight to a synchronous function (no ``Msg``, no queue, no task), and which sends
+    messages encoded ahead (`publish_encoded`).
 
-    It overrides ``Client._process_msg`` and keys handlers by ``Subscription._id``: neither is
-    public, so `reader_client_class` gives this class only when `_internals_problems` finds
-    both as expected. Every other subscription behaves as with nats-py's own client.
+    It overrides ``Client._process_msg``, keys handlers by ``Subscription._id`` and writes
+    through ``Client._send_command`` and ``Client._flush_pending``: none is public, so
+    `reader_client_class` gives this class only when `_internals_problems` finds them as
+    expected. Every other subscription behaves as with nats-py's own client.
     """
 
     def __init__(self) -> None:
@@ -111,6 +113,16 @@ class _DirectClient(Client):
         self._direct.pop(subscription._id, None)
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()
+
+    async def publish_encoded(self, frames: list[bytes], count: int) -> None:
+        """Send ``count`` messages already in the protocol's wire form (``frames``, see
+        `natsio.publish.encode_publish`) in one write: no per-message work at the moment of
+        sending, which is what a burst of thousands of fires at one instant needs."""
+        # The buffer and the flusher nats-py's own publish uses: same ordering, same limits.
+        for frame in frames:
+            await self._send_command(frame)
+        self.stats["out_msgs"] += count
+        await self._flush_pending()
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -177,6 +189,9 @@ def _internals_problems() -> list[str]:
         problems.append("the protocol parser (Parser.parse) does not call _process_msg")
     if "_id" not in _code_names(Subscription.__init__):
         problems.append("Subscription does not keep its id in _id")
+    for name in ("_send_command", "_flush_pending"):
+        if not inspect.iscoroutinefunction(getattr(Client, name, None)):
+            problems.append(f"Client.{name} is missing or not a coroutine function")
     return problems
 
 
@@ -194,6 +209,11 @@ def _fast_client_usable() -> bool:
             ", ".join(TESTED_NATS_PY),
         )
     return not problems
+
+
+def direct_client(nc: Client) -> _DirectClient | None:
+    """``nc`` as the fast client, if it is one (see `reader_client_class`)."""
+    return nc if isinstance(nc, _DirectClient) else None
 
 
 def reader_client_class() -> type[Client]:
@@ -250,9 +270,12 @@ def _header_fields(raw: bytes) -> dict[str, str]:
 class OrderedReader:
     """Hands every message on ``subject`` in ``stream`` to ``handle``, once each, in order.
 
-    It starts at ``start_time`` if given, else at ``start_sequence`` (1: the beginning). With
+    It starts at ``start_time`` if given, else at ``start_sequence`` (1: the beginning); with
+    ``last_per_subject`` it starts with the newest message of every subject instead (in
+    stream order: the server's per-subject index, not a scan) and goes on from there. With
     ``to_end`` the read is over (`finished`) after the last message the stream held when it
-    started; otherwise it follows new messages until `stop`. If ``handle`` raises, the read
+    started; otherwise it follows new messages until `stop`, and `caught_up` is set once it
+    handed over what the stream held when it started. If ``handle`` raises, the read
     stops and `finished` holds the exception. ``nc`` is best a client of `connect_for_reading`
     (or `reader_client_class`); with any other client it reads through nats-py's ordered
     consumer. Use it as an async context manager::
@@ -271,10 +294,11 @@ class OrderedReader:
         start_sequence: int = 1,
         start_time: datetime | None = None,
         to_end: bool = False,
+        last_per_subject: bool = False,
         heartbeat: float = DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
         self._nc = nc
-        self._direct = nc if isinstance(nc, _DirectClient) else None
+        self._direct = direct_client(nc)
         self._js = nc.jetstream()
         self._handle = handle
         self._stream = stream
@@ -282,7 +306,10 @@ class OrderedReader:
         self._start_sequence = max(1, start_sequence)
         self._start_time = start_time
         self._to_end = to_end
+        self._last_per_subject = last_per_subject
         self._heartbeat = heartbeat
+        self.caught_up = asyncio.Event()
+        """Set once everything the stream held when the read started was handed over."""
         self._finished: asyncio.Future[None] | None = None
         self._subscription: Subscription | None = None
         self._consumer: str | None = None
@@ -358,6 +385,8 @@ class OrderedReader:
         except Exception as error:
             self._finish(error)
             return
+        if pending == 0:
+            self.caught_up.set()
         if self._to_end and (pending == 0 or sequence >= self.end_sequence):
             self._finish(None)
 
@@ -425,8 +454,10 @@ class OrderedReader:
             await self._direct.unsubscribe_direct(subscription)
             raise
         self._consumer = info.name
-        if self._to_end and info.num_pending == 0:
-            self._finish(None)  # nothing (more) on this subject up to the end
+        if info.num_pending == 0:
+            self.caught_up.set()
+            if self._to_end:
+                self._finish(None)  # nothing (more) on this subject up to the end
 
     def _position(self) -> dict[str, Any]:
         if self.sequence > 0:
@@ -439,6 +470,8 @@ class OrderedReader:
                 "deliver_policy": DeliverPolicy.BY_START_TIME,
                 "opt_start_time": self._start_time,
             }
+        if self._last_per_subject:
+            return {"deliver_policy": DeliverPolicy.LAST_PER_SUBJECT}
         if self._start_sequence > 1:
             return {
                 "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
@@ -513,12 +546,13 @@ class OrderedReader:
             idle_heartbeat=self._heartbeat,
             config=config,
         )
-        if self._to_end:
-            info = await subscription.consumer_info()
-            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-            if not info.num_pending and not delivered:
+        info = await subscription.consumer_info()
+        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+        if not info.num_pending and not delivered:
+            self.caught_up.set()
+            if self._to_end:
                 self._finish(None)  # nothing on this subject up to the end
-            # else the last message says it is the last (pending 0), or the end is reached
+        # else the last message says it is the last (pending 0), or the end is reached
 
     async def _on_ordered_message(self, msg: Msg) -> None:
         finished = self._finished

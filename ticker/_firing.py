@@ -15,13 +15,11 @@ drops.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import math
 import time
-from asyncio import Future
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any, Final
 
 from nats.js.errors import APIError
@@ -32,7 +30,7 @@ from contracts.errors import InvalidIdentifierError
 from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_subject
 from contracts.subjects import PREFIX
 from natsio.errors import is_guard_refusal, winning_sequence
-from natsio.publish import AckedPublisher, NotConnectedError, PublishAck
+from natsio.publish import AckedPublisher, Message, NotConnectedError, PublishAck
 from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
 from ticker._heap import FireHeap
@@ -53,12 +51,21 @@ log = logging.getLogger("dvp_scheduler.ticker")
 _MAX_DECISIONS: Final = 8
 _NOTHING_DUE_PAUSE: Final = 0.005
 _DECIDE_AHEAD_SECONDS: Final = 0.1
-"""Fires are decided this long before their instant, so that a burst is sent on the instant."""
+"""Fires are decided at least this long before their instant, so that a burst is sent on it."""
+_MAX_DECIDE_AHEAD_SECONDS: Final = 10.0
+_AHEAD_MARGIN: Final = 2.0
+"""A burst is got ready this many times as early as its size needs (at the learned cost)."""
+_FIRST_COST_PER_FIRE: Final = 60e-6
+"""The seconds one fire takes to get ready, until a burst has measured it on this machine."""
+_REGROUP_SECONDS: Final = 0.01
+"""The grid on which tasks whose instant passed already are put back (see `_reschedule`)."""
+_LEARN_FROM: Final = 500
+"""A batch at least this large measures the cost per fire (smaller ones are noise)."""
 _DECISIONS_PER_TURN: Final = 32
+"""Decisions taken before the loop lets other work (fires due sooner) run."""
 _DECISION_LINES_PER_SECOND: Final = 50
 """Catch-ups, retries and skips logged one by one each second; more are summed up in one line
 (a ticker that falls behind a burst would otherwise spend its time writing lines)."""
-"""Decisions taken before the loop lets other work (fires due sooner) run."""
 
 Decider = Callable[[TaskState, datetime], Decision | None]
 """What to publish for a task at an instant (``None``: nothing)."""
@@ -66,10 +73,8 @@ Decider = Callable[[TaskState, datetime], Decision | None]
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 """Runs a short job that the service waits for (within its grace) when it stops."""
 
-_Ready = tuple[TaskKey, TaskState, Decision, str, bytes, dict[str, str]]
-"""A fire decided ahead: key, state, event, subject, payload, guard headers."""
-_Sent = tuple[TaskKey, TaskState, Decision, Future[PublishAck]]
-"""A fire sent: key, state, event, the stream's answer to come."""
+_Ready = tuple[TaskKey, TaskState, Decision]
+"""A fire decided ahead: key, state and event (its message is in the burst, same place)."""
 
 
 class LogBudget:
@@ -129,6 +134,8 @@ class FirePublisher:
         self._wake = asyncio.Event()
         self._log_budget = LogBudget(_DECISION_LINES_PER_SECOND)
         self._live = False
+        self._cost_per_fire = _FIRST_COST_PER_FIRE
+        """Seconds to decide and encode one fire of a burst, as last measured."""
 
     def _decide(self, state: TaskState, now: datetime) -> Decision | None:
         return decide(state, now, lost_after=self._lost_after)
@@ -154,34 +161,43 @@ class FirePublisher:
             self._reschedule(key)
 
     async def run(self) -> None:
-        """The timing loop: hand each group of tasks due at one instant to a `_fire_batch`."""
+        """The timing loop: hand the tasks due at each instant to a `_fire_batch`, early
+        enough for all of them to be decided and encoded by then (`_ahead`)."""
         heap, busy, wake = self._heap, self._busy, self._wake
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
         try:
             while True:
                 wake.clear()
-                due = heap.pop_due(time.time() + _DECIDE_AHEAD_SECONDS)
-                for at, group in itertools.groupby(due, key=itemgetter(0)):
-                    batch = [key for _, key in group if key not in busy]
+                now = time.time()
+                head = heap.next_at()
+                spawned = False
+                while head is not None and head - self._ahead(heap.count_at(head)) <= now:
+                    batch = [key for _, key in heap.pop_due(head) if key not in busy]
                     if batch:
                         busy.update(batch)
-                        self._spawn(self._fire_batch(batch, at))
-                head = heap.next_at()
+                        self._spawn(self._fire_batch(batch, head))
+                        spawned = True
+                    head = heap.next_at()
                 if timer is not None:
                     timer.cancel()
                     timer = None
+                if spawned:
+                    await asyncio.sleep(0)  # let the fires just spawned run first
+                    continue
                 if head is not None:
-                    delay = head - _DECIDE_AHEAD_SECONDS - time.time()
-                    if delay <= 0:
-                        await asyncio.sleep(0)  # let the fires just spawned run first
-                        continue
+                    delay = head - self._ahead(heap.count_at(head)) - time.time()
                     # A timer, not wait_for: no task is created per wake-up at 1,000 fires/s.
-                    timer = loop.call_later(delay, wake.set)
+                    timer = loop.call_later(max(delay, 0.0), wake.set)
                 await wake.wait()
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _ahead(self, count: int) -> float:
+        """How long before their instant ``count`` fires due together are decided."""
+        needed = _AHEAD_MARGIN * count * self._cost_per_fire
+        return min(_MAX_DECIDE_AHEAD_SECONDS, max(_DECIDE_AHEAD_SECONDS, needed))
 
     async def publish_guarded(self, key: TaskKey, make: Decider) -> bool:
         """Publish what ``make`` decides for the task, guarded by its newest sequence.
@@ -233,8 +249,10 @@ class FirePublisher:
             self._heap.discard(key)
             return
         instant = when.timestamp()
-        if not_before is not None:
-            instant = max(instant, not_before)
+        if not_before is not None and not_before > instant:
+            # Due already (behind, or tried again later): on a common grid, so that the tasks
+            # of a burst that fell behind stay one batch rather than one instant each.
+            instant = math.ceil(not_before / _REGROUP_SECONDS) * _REGROUP_SECONDS
         if self._heap.push(key, instant):
             self._wake.set()
 
@@ -247,61 +265,64 @@ class FirePublisher:
 
         Each decision is taken ahead of ``at`` (on the state as of then, which the publish's
         guard pins: if the task moves on before ``at``, the stream refuses the publish and the
-        task is decided again). At ``at`` every publish is sent before any acknowledgement is
-        awaited, so that a burst (crons sharing a minute) is in the stream within milliseconds.
-        A publish that is refused or fails goes the guarded one-by-one way (`_fire`).
+        task is decided again), and its message encoded then. At ``at`` the whole burst is
+        written at once and its answers awaited together, so that crons sharing an instant
+        are in the stream within milliseconds of it. A publish that is refused or fails goes
+        the guarded one-by-one way (`_fire`).
         """
+        started = time.monotonic()
         instant = max(at, time.time())
         now = datetime.fromtimestamp(instant, UTC)
         ready: list[_Ready] = []
-        first_of_tenant: list[TaskKey] = []
+        messages: list[Message] = []
+        alone: list[TaskKey] = []  # first fires of a tenant: the one-by-one way makes its consumer
         for n, key in enumerate(keys):
             if n % _DECISIONS_PER_TURN == _DECISIONS_PER_TURN - 1:
                 await asyncio.sleep(0)  # fires due sooner go first
             state = self._states.get(key)
             try:
                 event = self._decide(state, now) if state is not None else None
-                subject = event_subject(event) if event is not None else ""
+                if state is None or event is None:
+                    self._done(key, instant + _NOTHING_DUE_PAUSE)
+                    continue
+                if isinstance(event, TaskDue) and not self._consumers.ready(event.tenant_id):
+                    alone.append(key)
+                    continue
+                message = (event_subject(event), encode(event), _guard_headers(event, state))
             except Exception:  # one task's bad state must not hold the batch's others
                 log.exception("cannot decide for %s/%s; not publishing for it now", *key)
                 self._done(key, instant + _NOTHING_DUE_PAUSE)
                 continue
-            if state is None or event is None:
-                self._done(key, instant + _NOTHING_DUE_PAUSE)
-                continue
-            if isinstance(event, TaskDue) and not self._consumers.ready(event.tenant_id):
-                first_of_tenant.append(key)  # the one-by-one way makes its consumer first
-                continue
-            ready.append((key, state, event, subject, encode(event), _guard_headers(event, state)))
+            ready.append((key, state, event))
+            messages.append(message)
+        burst = self._publisher.prepare(messages)
+        if len(keys) >= _LEARN_FROM:
+            self._cost_per_fire = (time.monotonic() - started) / len(keys)
         wait = at - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        publisher = self._publisher
-        if not publisher.connected:
+        try:
+            answers_due = await self._publisher.send_burst(burst)
+        except NotConnectedError:
             # Decided for a moment the stream cannot hear of now: decided again once the
             # connection is back (then what is past its instant is a catch-up or a skip).
-            self._stats.held_disconnected += len(ready) + len(first_of_tenant)
-            for key in [key for key, *_ in ready] + first_of_tenant:
+            self._stats.held_disconnected += len(ready) + len(alone)
+            for key in [key for key, *_ in ready] + alone:
                 self._done(key, time.time() + self._backoff)
             return
-        sent: list[_Sent] = []
-        alone: list[TaskKey] = first_of_tenant
-        for key, state, event, subject, payload, headers in ready:
-            try:
-                future = await publisher.send_message(subject, payload, headers)
-            except Exception:
-                alone.append(key)
-                continue
-            sent.append((key, state, event, future))
-        if sent:
-            await asyncio.wait([future for *_, future in sent], timeout=self._publish_timeout)
-        for key, state, event, future in sent:
-            if not future.done() or future.cancelled() or future.exception() is not None:
-                future.cancel()  # refused (another ticker was first), timed out or failed
-                alone.append(key)
-                continue
-            self._record(state, event, future.result())
-            self._done(key, time.time() + _NOTHING_DUE_PAUSE)
+        except Exception:
+            log.exception("sending a burst of %d fires failed; firing them one by one", len(ready))
+            alone.extend(key for key, *_ in ready)
+            ready = []
+        else:
+            answers = await answers_due
+            not_before = time.time() + _NOTHING_DUE_PAUSE  # one for all: they stay one batch
+            for (key, state, event), answer in zip(ready, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    alone.append(key)  # refused (another ticker was first), timed out or failed
+                    continue
+                self._record(state, event, answer)
+                self._done(key, not_before)
         for key in alone:
             self._spawn(self._fire(key))  # still marked busy
 

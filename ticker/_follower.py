@@ -1,10 +1,10 @@
 """The follower: what the ticker knows of every task, folded from the stream as it grows.
 
-An ordered consumer over the whole stream starts with the last message of every subject (the
-server's per-subject index, not a scan) and then goes on live. Each event is folded into its
-task's `TaskState`; a message that is not an event still moves its task's sequence, because
-the publishes' guard counts it. Whoever waits for the follower to reach a sequence (a publish
-the stream refused) is woken once it has.
+An ordered reader over the whole stream (`natsio.reader.OrderedReader`) starts with the last
+message of every subject (the server's per-subject index, not a scan) and then goes on live.
+Each event is folded into its task's `TaskState`; a message that is not an event still moves
+its task's sequence, because the publishes' guard counts it. Whoever waits for the follower to
+reach a sequence (a publish the stream refused) is woken once it has.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.aio.client import Client
 
 from contracts.errors import EventDecodeError, InvalidIdentifierError
 from contracts.inbound import read_event
-from contracts.stream import STREAM_NAME
-from contracts.subjects import ALL_EVENTS, parse_subject
+from contracts.subjects import parse_subject
+from natsio.reader import OrderedReader
 from ticker._policy import TaskKey, TaskState, apply_event
 from ticker._stats import TickerStats
 
@@ -44,38 +42,40 @@ class Follower:
         """``catch_up_seconds``: how long `caught_up` waits before giving up."""
         self.states: dict[TaskKey, TaskState] = {}
         """Every task named by an event read so far; never shrinks (``stats.tasks`` counts it)."""
-        self.ready = asyncio.Event()
-        """Set once the stream's state as of the start has been read."""
         self._stats = stats
         self._catch_up_seconds = catch_up_seconds
         self._waiters: dict[TaskKey, list[_Waiter]] = {}
         self._on_change: TaskChanged = _ignore
-        self._subscription: JetStreamContext.PushSubscription | None = None
+        self._reader: OrderedReader | None = None
+        self._ready = asyncio.Event()
 
-    async def start(self, js: JetStreamContext, on_change: TaskChanged) -> None:
-        """Subscribe; from now on every event is folded in and ``on_change`` told of the tasks
-        whose timing it changed. `ready` is set once the backlog has been read."""
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the stream's state as of the start has been read."""
+        return self._reader.caught_up if self._reader is not None else self._ready
+
+    async def start(self, nc: Client, on_change: TaskChanged) -> None:
+        """Start reading; from now on every event is folded in and ``on_change`` told of the
+        tasks whose timing it changed. `ready` is set once the backlog has been read."""
         self._on_change = on_change
-        info = await js.stream_info(STREAM_NAME)
-        if info.state.messages == 0:
-            self.ready.set()  # nothing to read, and no message will come to say so
-        self._subscription = await js.subscribe(
-            ALL_EVENTS,
-            stream=STREAM_NAME,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            cb=self._on_message,
-        )
+        reader = OrderedReader(nc, self._on_message, last_per_subject=True)
+        await reader.start()
+        self._reader = reader
+
+    async def run(self) -> None:
+        """Wait while reading; raise what stopped the read, if anything did."""
+        assert self._reader is not None, "start() first"
+        await asyncio.shield(self._reader.finished)  # stopping the loop must not end the read
 
     async def stop(self) -> None:
-        """Unsubscribe (best effort: the connection is about to close anyway)."""
-        subscription, self._subscription = self._subscription, None
-        if subscription is None:
+        """Stop reading (best effort: the connection is about to close anyway)."""
+        reader, self._reader = self._reader, None
+        if reader is None:
             return
         try:
-            await subscription.unsubscribe()
+            await reader.stop()
         except Exception:
-            log.debug("unsubscribing the follower failed", exc_info=True)
+            log.debug("stopping the follower's reader failed", exc_info=True)
 
     async def caught_up(self, key: TaskKey, seq: int) -> bool:
         """Wait until the task's events up to ``seq`` are applied; ``False`` if that did not
@@ -103,43 +103,57 @@ class Follower:
         self._stats.tasks += 1
         return state
 
-    async def _on_message(self, msg: Msg) -> None:
+    def _on_message(self, seq: int, subject_bytes: bytes, data: bytes) -> None:
+        subject = subject_bytes.decode(errors="replace")
         try:
-            metadata = msg.metadata
-            seq = metadata.sequence.stream
+            known = self._known_state(subject)
+            if known is not None and seq <= known.last_seq:
+                # Applied already: this ticker's own publish, recorded from its acknowledgement.
+                # Not decoded again (a burst brings thousands at once).
+                self._release_waiters(known)
+                return
             try:
-                event = read_event(msg.subject, msg.data, msg.headers)
+                event = read_event(subject, data)
             except EventDecodeError as error:
                 self._stats.bad_messages += 1
-                log.warning("skipping message %d on %s: %s", seq, msg.subject, error)
-                self._note_sequence(msg.subject, seq)
-            else:
-                key = (event.tenant_id, event.task_id)
-                state = self.states.get(key) or self._add(key)
-                was_invalid, invalid_seen = state.invalid_reason, state.invalid_registrations
-                if apply_event(state, event, seq):
-                    self._on_change(key)
-                if state.invalid_registrations != invalid_seen:  # one more invalid registration
-                    self._stats.invalid_registrations += 1
-                    log.warning(
-                        "task %s/%s is not scheduled: its registration (message %d on %s) is "
-                        "invalid: %s",
-                        *key,
-                        seq,
-                        msg.subject,
-                        state.invalid_reason,
-                    )
-                self._stats.invalid_tasks += (state.invalid_reason is not None) - (
-                    was_invalid is not None
+                log.warning("skipping message %d on %s: %s", seq, subject, error)
+                self._note_sequence(subject, seq)
+                return
+            key = (event.tenant_id, event.task_id)
+            state = self.states.get(key) or self._add(key)
+            was_invalid, invalid_seen = state.invalid_reason, state.invalid_registrations
+            if apply_event(state, event, seq):
+                self._on_change(key)
+            if state.invalid_registrations != invalid_seen:  # one more invalid registration
+                self._stats.invalid_registrations += 1
+                log.warning(
+                    "task %s/%s is not scheduled: its registration (message %d on %s) is "
+                    "invalid: %s",
+                    *key,
+                    seq,
+                    subject,
+                    state.invalid_reason,
                 )
-                waiters = self._waiters.get(key)
-                if waiters:
-                    self._release(key, state.last_seq, waiters)
-            if not self.ready.is_set() and metadata.num_pending == 0:
-                self.ready.set()
+            self._stats.invalid_tasks += (state.invalid_reason is not None) - (
+                was_invalid is not None
+            )
+            self._release_waiters(state)
         except Exception:
             self._stats.bad_messages += 1
-            log.exception("could not apply message on %s", msg.subject)
+            log.exception("could not apply message %d on %s", seq, subject)
+
+    def _known_state(self, subject: str) -> TaskState | None:
+        try:
+            parts = parse_subject(subject)
+        except InvalidIdentifierError:
+            return None
+        return self.states.get((parts.tenant_id, parts.task_id))
+
+    def _release_waiters(self, state: TaskState) -> None:
+        key = state.key
+        waiters = self._waiters.get(key)
+        if waiters:
+            self._release(key, state.last_seq, waiters)
 
     def _note_sequence(self, subject: str, seq: int) -> None:
         """A message we cannot use still moves its task's sequence, which publishes check."""
@@ -150,9 +164,7 @@ class Follower:
         key = (parts.tenant_id, parts.task_id)
         state = self.states.get(key) or self._add(key)
         state.last_seq = max(state.last_seq, seq)
-        waiters = self._waiters.get(key)
-        if waiters:
-            self._release(key, state.last_seq, waiters)
+        self._release_waiters(state)
 
     def _release(self, key: TaskKey, seq: int, waiters: list[_Waiter]) -> None:
         """Wake those of the task's ``waiters`` whose sequence it has reached (``seq``)."""

@@ -10,11 +10,16 @@ K = TypeVar("K", bound=Hashable)
 
 
 class FireHeap(Generic[K]):
-    """At most one pending instant per key; moving a key leaves its old entry to be skipped."""
+    """At most one pending instant per key; moving a key leaves its old entry to be skipped.
+
+    It also counts the keys pending at each instant (`count_at`): how large the burst at the
+    head is, which tells how early it must be got ready.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []
-        self._live: dict[K, int] = {}
+        self._live: dict[K, tuple[int, float]] = {}
+        self._at: dict[float, int] = {}
         self._counter = 0
 
     def __len__(self) -> int:
@@ -23,10 +28,16 @@ class FireHeap(Generic[K]):
     def __contains__(self, key: object) -> bool:
         return key in self._live
 
+    def count_at(self, when: float) -> int:
+        """How many keys are pending at exactly ``when``."""
+        return self._at.get(when, 0)
+
     def push(self, key: K, when: float) -> bool:
         """Set ``key``'s instant (epoch seconds); return whether it is now the earliest."""
         self._counter += 1
-        self._live[key] = self._counter
+        self._forget(key)
+        self._live[key] = (self._counter, when)
+        self._at[when] = self._at.get(when, 0) + 1
         heapq.heappush(self._heap, (when, self._counter, key))
         if len(self._heap) > 2 * len(self._live) + 1024:
             self._compact()
@@ -35,26 +46,40 @@ class FireHeap(Generic[K]):
 
     def discard(self, key: K) -> None:
         """Forget ``key``'s instant, if any."""
-        self._live.pop(key, None)
+        self._forget(key)
 
     def next_at(self) -> float | None:
         """The earliest pending instant, or ``None`` when nothing is pending."""
         heap = self._heap
-        while heap and self._live.get(heap[0][2]) != heap[0][1]:
+        while heap and not self._is_live(heap[0]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> list[tuple[float, K]]:
         """Take every key whose instant is at or before ``now``: (instant, key), earliest first."""
-        heap, live = self._heap, self._live
+        heap = self._heap
         due: list[tuple[float, K]] = []
         while heap and heap[0][0] <= now:
-            when, counter, key = heapq.heappop(heap)
-            if live.get(key) == counter:
-                del live[key]
+            entry = heapq.heappop(heap)
+            if self._is_live(entry):
+                when, _, key = entry
+                self._forget(key)
                 due.append((when, key))
         return due
 
+    def _is_live(self, entry: tuple[float, int, K]) -> bool:
+        live = self._live.get(entry[2])
+        return live is not None and live[0] == entry[1]
+
+    def _forget(self, key: K) -> None:
+        old = self._live.pop(key, None)
+        if old is not None:
+            remaining = self._at[old[1]] - 1
+            if remaining:
+                self._at[old[1]] = remaining
+            else:
+                del self._at[old[1]]
+
     def _compact(self) -> None:
-        self._heap = [entry for entry in self._heap if self._live.get(entry[2]) == entry[1]]
+        self._heap = [entry for entry in self._heap if self._is_live(entry)]
         heapq.heapify(self._heap)

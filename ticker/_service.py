@@ -22,8 +22,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Self
 
+from nats.aio.client import Client
+
 from contracts.stream import DUPLICATE_WINDOW_SECONDS, STREAM_NAME
-from natsio import ticker_retry_consumer_config
+from natsio import reader_client_class, ticker_retry_consumer_config
 from natsio.provision import ensure_consumer, ensure_stream
 from natsio.publish import AckedPublisher
 from natsio.service import NatsService
@@ -57,6 +59,11 @@ class Ticker(NatsService):
         self._follower = Follower(self.stats, self._settings.conflict_wait_seconds)
         self._publisher: AckedPublisher | None = None
         self._firing: FirePublisher | None = None
+
+    def _client_class(self) -> type[Client]:
+        # The fast client: a burst's publishes are written at once and their answers read
+        # without nats-py's per-message queue (natsio.publish.AckedPublisher.send_burst).
+        return reader_client_class()
 
     @property
     def task_count(self) -> int:
@@ -93,7 +100,7 @@ class Ticker(NatsService):
         # nobody listens on, and goes away.
         await self.patiently(
             f"for a consumer following {STREAM_NAME}",
-            functools.partial(self._follower.start, js, on_change=firing.task_changed),
+            functools.partial(self._follower.start, self.nc, on_change=firing.task_changed),
         )
         try:
             await asyncio.wait_for(self._follower.ready.wait(), settings.startup_timeout_seconds)
@@ -122,6 +129,7 @@ class Ticker(NatsService):
         retries = RetryRelay(
             js, self._follower, firing, self.stats, settings.backoff_seconds, self.spawn
         )
+        self.start_loop(self._follower.run(), "follower")
         self.start_loop(firing.run(), "timing")
         self.start_loop(retries.run(), "retries")
 

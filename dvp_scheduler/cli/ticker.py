@@ -32,15 +32,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=_run)
 
 
+GC_YOUNG_THRESHOLD = 100_000
+"""Allocations between two collections of the youngest generation (Python's default: 700)."""
+
+
+def _tune_garbage_collection() -> None:
+    """Start-up built state for every task: freezing it keeps the collector from rescanning
+    100,000 long-lived objects in the middle of a burst. Each fire allocates a few dozen
+    short-lived objects; at Python's default threshold a burst of 10,000 fires a second spent
+    a sixth of the ticker's time collecting (bench/burst.py, docs/design.md 7.14)."""
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
+
+
 def _run(args: argparse.Namespace) -> int:
     connection = connection_from_arguments(args, name="dvp-scheduler-ticker")
-    # Start-up builds state for every task; freezing it keeps the garbage collector from
-    # rescanning 100,000 long-lived objects in the middle of a burst of fires.
     ticker = Ticker(
         settings_from_arguments(
             TickerSettings, args, {"grace_seconds": "--grace"}, connection=connection
         )
     )
     metrics = metrics_endpoint(args, lambda: ticker_metrics(ticker))
-    asyncio.run(serve(ticker, on_ready=gc.freeze, metrics=metrics))
+    asyncio.run(serve(ticker, on_ready=_tune_garbage_collection, metrics=metrics))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -76,3 +77,19 @@ def test_execution_id_depends_on_tenant_task_and_fire_instant_only() -> None:
     assert first != execution_id_for_fire("acme", "a.b", fire + timedelta(seconds=1))
     assert first != execution_id_for_fire("other", "a.b", fire)
     assert first != execution_id_for_fire("acme", "a.c", fire)
+
+
+@given(
+    tenant=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    task=st.from_regex(r"[a-z][a-z0-9._-]{0,40}", fullmatch=True),
+    millis=st.integers(min_value=0, max_value=2**42),
+)
+def test_execution_id_is_the_uuid5_of_tenant_task_and_fire_millisecond(
+    tenant: str, task: str, millis: int
+) -> None:
+    # Pins the hand-written uuid5 to the uuid module's (and so to every id stored before it).
+    fire = datetime.fromtimestamp(millis / 1000, UTC)
+    expected = uuid.uuid5(
+        uuid.UUID("5f0b7a4e-2f7c-4d3e-9a59-3d4f1c2b8e61"), f"{tenant}/{task}/{millis}"
+    )
+    assert execution_id_for_fire(tenant, task, fire) == str(expected)

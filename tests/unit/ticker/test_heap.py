@@ -57,3 +57,24 @@ def test_many_moves_stay_compact_and_correct() -> None:
     assert sorted(key for _, key in popped) == sorted(latest)
     assert [when for when, _ in popped] == sorted(latest.values())
     assert all(latest[key] == when for when, key in popped)
+
+
+def test_counts_the_keys_pending_at_each_instant() -> None:
+    rng = random.Random(11)
+    heap: FireHeap[int] = FireHeap()
+    latest: dict[int, float] = {}
+    for _ in range(5_000):
+        key, when = rng.randrange(300), float(rng.randrange(20))
+        if rng.random() < 0.1:
+            heap.discard(key)
+            latest.pop(key, None)
+        else:
+            heap.push(key, when)
+            latest[key] = when
+    for when in range(20):
+        expected = sum(1 for w in latest.values() if w == when)
+        assert heap.count_at(float(when)) == expected
+    popped = heap.pop_due(9.0)
+    assert heap.count_at(9.0) == 0
+    assert heap.count_at(10.0) == sum(1 for w in latest.values() if w == 10.0)
+    assert len(popped) == sum(1 for w in latest.values() if w <= 9.0)
