@@ -107,6 +107,33 @@ async def check_filter_start_sequence_and_start_time(reader: Client, js: JetStre
     assert seen == []
 
 
+async def test_last_per_subject_then_live_and_caught_up(
+    reader: Client, js: JetStreamContext, stream: StreamInfo
+) -> None:
+    await check_last_per_subject_then_live(reader, js)
+
+
+async def check_last_per_subject_then_live(reader: Client, js: JetStreamContext) -> None:
+    """A read from the last message of every subject hands over those (in stream order), says
+    it caught up, then follows everything new (shared with the fallback's tests)."""
+    for n in range(6):  # t0, t1, t2 twice each: the second round is the newest of each
+        await js.publish(f"dvp.tasks.alpha.due.t{n % 3}", str(n).encode())
+    seen, handle = recorder()
+    async with OrderedReader(reader, handle, last_per_subject=True) as ordered:
+        await asyncio.wait_for(ordered.caught_up.wait(), 5)
+        assert numbers(seen) == [3, 4, 5]
+        await js.publish("dvp.tasks.alpha.due.t0", b"6")
+        await js.publish("dvp.tasks.alpha.due.t0", b"7")
+        await eventually(lambda: len(seen) == 5, message="the two published while following")
+    assert numbers(seen) == [3, 4, 5, 6, 7]
+    assert [sequence for sequence, _, _ in seen] == [4, 5, 6, 7, 8]
+
+    seen, handle = recorder()
+    async with OrderedReader(reader, handle, subject="dvp.tasks.nobody.>") as empty:
+        await asyncio.wait_for(empty.caught_up.wait(), 5)  # nothing to read: caught up at once
+    assert seen == []
+
+
 async def test_a_gap_in_delivery_opens_a_new_consumer_after_the_last_message(
     reader: Client, js: JetStreamContext, stream: StreamInfo
 ) -> None:

@@ -18,6 +18,7 @@ from natsio.reader import _DirectClient
 from tests.integration.natsio.test_reader import (
     check_a_handler_error_ends_the_read,
     check_filter_start_sequence_and_start_time,
+    check_last_per_subject_then_live,
     consumers,
     numbers,
     publish_numbered,
@@ -107,6 +108,12 @@ async def test_an_untested_nats_py_follows_new_messages_until_stopped(
     assert numbers(seen) == list(range(2, 10))
     assert ordered.sequence == 10
     assert await consumers(js) == 0
+
+
+async def test_an_untested_nats_py_reads_last_per_subject_then_live(
+    fallback_reader: Client, js: JetStreamContext, stream: StreamInfo
+) -> None:
+    await check_last_per_subject_then_live(fallback_reader, js)
 
 
 async def test_an_untested_nats_py_ends_the_read_with_the_handlers_error(

@@ -6,8 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -34,6 +40,7 @@ from contracts import (
 )
 
 TENANT = "acme"
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def registered(
@@ -130,3 +137,28 @@ def covered_fires(events: list[TaskDue]) -> list[datetime]:
         else:
             fires.append(event.fire_at)
     return fires
+
+
+@contextlib.contextmanager
+def ticker_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``dvp-scheduler ticker`` as its own process; killed on the way out if still running."""
+    env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dvp_scheduler", "ticker", "--nats-url", url],
+            cwd=_REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            yield process
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)

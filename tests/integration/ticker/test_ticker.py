@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +35,7 @@ from tests.integration.ticker.helpers import (
     retry_of,
     seconds,
     skips,
+    ticker_process,
 )
 from tests.support import eventually
 from ticker import Ticker, TickerSettings
@@ -99,13 +95,13 @@ async def test_a_killed_ticker_process_restarts_missing_and_duplicating_nothing(
 ) -> None:
     schedule = Schedule(interval_seconds=1, overlap="allow", catchup_window_seconds=60)
     await publish(js, registered("survives.kill", schedule))
-    with _ticker_process(connection.url) as first:
+    with ticker_process(connection.url) as first:
         await eventually(lambda: _count(js, "survives.kill", 2), within=15, message="fires")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     before = len(await dues(js, "survives.kill"))
     await asyncio.sleep(2.2)  # deliberate downtime: at least two fire instants pass
-    with _ticker_process(connection.url):
+    with ticker_process(connection.url):
         await eventually(
             lambda: _count(js, "survives.kill", before + 3), within=15, message="fires again"
         )
@@ -291,31 +287,6 @@ async def _seed_last_fire(
             fire_at=last_fire,
         ),
     )
-
-
-@contextmanager
-def _ticker_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``dvp-scheduler ticker`` as its own process; killed on the way out if still running."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dvp_scheduler", "ticker", "--nats-url", url],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            yield process
-        except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
 
 
 async def test_a_bad_message_on_a_task_subject_does_not_stall_the_task(
