@@ -26,7 +26,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar, cast
 
 from contracts.errors import ScheduleError, preview
 
@@ -86,6 +86,10 @@ _WEEKDAY: Final = _Field(
     "and n#k (the k-th weekday n, k 1-5)",
 )
 _FIELDS: Final = (_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY)
+_PARSED_EXPRESSIONS: Final = 32_768
+"""Parsed expressions kept: enough for every distinct expression of a large deployment (a
+ticker's start-up parses each task's; 100,000 weekly crons at scattered times have ~10,000)."""
+_V = TypeVar("_V", tuple[int, ...], frozenset[int], frozenset[tuple[int, int]])
 
 _CYCLE_DAYS: Final = 146_097  # 400 Gregorian years: the calendar, weekdays included, repeats
 _ONE_DAY: Final = timedelta(days=1)
@@ -235,7 +239,7 @@ def parse_cron(expression: str) -> CronExpression:
     return _parse(expression)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_PARSED_EXPRESSIONS)
 def _parse(expression: str) -> CronExpression:
     text = expression.strip()
     if text.startswith("@"):
@@ -271,16 +275,16 @@ def _parse(expression: str) -> CronExpression:
     plain_weekdays = not (last_weekdays or nth)
     cron = CronExpression(
         text=expression,
-        minutes=tuple(sorted(minutes)),
-        hours=tuple(sorted(hours)),
-        months=frozenset(months),
-        days=frozenset(days),
+        minutes=_shared(tuple(sorted(minutes))),
+        hours=_shared(tuple(sorted(hours))),
+        months=_shared(frozenset(months)),
+        days=_shared(frozenset(days)),
         last_day=last_day,
         last_workday=last_workday,
-        nearest_workdays=frozenset(nearest),
-        weekdays=frozenset(weekdays),
-        last_weekdays=frozenset(last_weekdays),
-        nth_weekdays=frozenset(nth),
+        nearest_workdays=_shared(frozenset(nearest)),
+        weekdays=_shared(frozenset(weekdays)),
+        last_weekdays=_shared(frozenset(last_weekdays)),
+        nth_weekdays=_shared(frozenset(nth)),
         days_and=days_and,
         any_day=len(days) == 31,
         any_weekday=len(weekdays) == 7,
@@ -293,6 +297,21 @@ def _parse(expression: str) -> CronExpression:
     )
     _require_a_fire(cron)
     return cron
+
+
+_MAX_SHARED: Final = 50_000
+_shared_values: dict[object, object] = {}
+
+
+def _shared(value: _V) -> _V:
+    """One object for equal field values: most expressions share most of their fields (``*``
+    for the month...), so the parse cache holds many expressions in little memory."""
+    found = _shared_values.get(value)
+    if found is not None:
+        return cast(_V, found)
+    if len(_shared_values) < _MAX_SHARED:
+        _shared_values[value] = value
+    return value
 
 
 def _unrestricted(field: str) -> bool:

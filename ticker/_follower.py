@@ -150,6 +150,8 @@ class Follower:
         return self.states.get((parts.tenant_id, parts.task_id))
 
     def _release_waiters(self, state: TaskState) -> None:
+        if not self._waiters:  # the common case: nobody waits (a publish was refused)
+            return
         key = state.key
         waiters = self._waiters.get(key)
         if waiters:
