@@ -7,6 +7,8 @@ from typing import Final
 from contracts.events import (
     Event,
     RetryScheduled,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
     TaskFailed,
     TaskPaused,
@@ -29,6 +31,8 @@ _LABELS: Final[dict[type[Event], str]] = {
     RetryScheduled: "retry",
     TaskFailed: "FAILED",
     TaskSkipped: "skipped",
+    TaskCancelRequested: "cancel",
+    ScheduledRunsChanged: "one-off",
 }
 
 
@@ -60,6 +64,13 @@ def describe_event(event: Event) -> str:
             what = f"attempt {event.attempt}: {event.error.message} ({event.reason}{decided})"
         case TaskSkipped():
             what = f"fire {event.scheduled_for:%Y-%m-%d %H:%M:%S}Z ({event.reason}) {event.detail}"
+        case ScheduledRunsChanged():
+            by = f" by {event.actor}" if event.actor else ""
+            what = f"run {event.run_id} {event.change}{by}; {len(event.runs)} waiting"
+        case TaskCancelRequested():
+            by = f" by {event.actor}" if event.actor else ""
+            note = f": {event.note}" if event.note else ""
+            what = f"execution {event.execution_id} from attempt {event.attempt}{by}{note}"
     label = _LABELS[type(event)]
     return f"{label:<11} {event.tenant_id}/{event.task_id}  {what}".rstrip()
 

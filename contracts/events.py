@@ -23,15 +23,20 @@ from contracts.subjects import EventKind, subject
 UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 """An aware datetime; encoded as RFC 3339 (``2026-11-24T03:00:00Z``)."""
 
-Trigger = Literal["schedule", "catchup", "retry", "manual", "rerun"]
-"""Why a ``TaskDue`` was published; ``rerun`` is an operator's re-run of an earlier execution."""
+Trigger = Literal["schedule", "catchup", "retry", "manual", "rerun", "backfill", "once"]
+"""Why a ``TaskDue`` was published; ``rerun`` is an operator's re-run of an earlier execution,
+``backfill`` an operator's run of a past fire (``dvp-scheduler backfill``), ``once`` a one-off
+run an operator scheduled for an instant (``dvp-scheduler trigger --at``)."""
+
+ScheduledRunsChange = Literal["scheduled", "cancelled", "fired"]
+"""What changed a task's one-off runs: one was scheduled or cancelled by an operator, or fired."""
 
 SkipReason = Literal["overlap", "missed", "paused"]
 """Why a fire did not run."""
 
-ErrorKind = Literal["returned", "raised", "timeout", "bad_result", "lost"]
+ErrorKind = Literal["returned", "raised", "timeout", "bad_result", "lost", "cancelled"]
 """How an attempt failed: returned ``success=False``, raised, timed out, returned something that
-is not a ``TaskResult``, or its worker vanished."""
+is not a ``TaskResult``, its worker vanished, or an operator cancelled it."""
 
 
 class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,14 +101,15 @@ class TaskResumed(_Event, frozen=True, kw_only=True, tag="task.resumed.v1"):
 class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
     """Attempt ``attempt`` of execution ``execution_id`` should run now.
 
-    ``scheduled_for`` is when it was meant to run (the fire instant, or ``retry_at``).
+    ``scheduled_for`` is when it was meant to run (the fire instant, or ``retry_at``; for a
+    ``backfill``, the past fire it runs, whose execution id it has).
     ``fire_at`` is the task's newest schedule fire when this was published: the fire itself for
-    ``schedule`` and ``catchup``, carried over for ``retry``, ``manual`` and ``rerun`` (``None``
-    if the task never fired), so the last message on a task's due subject tells where its
-    schedule stands.
+    ``schedule`` and ``catchup``, carried over for ``retry``, ``manual``, ``rerun`` and
+    ``backfill`` (``None`` if the task never fired), so the last message on a task's due
+    subject tells where its schedule stands.
     ``missed_fires`` counts the fires a ``catchup`` stands for. ``rerun_of`` names the execution
     a ``rerun`` runs again (``None`` for every other trigger). ``actor`` says who asked for a
-    ``manual`` or ``rerun`` attempt.
+    ``manual``, ``rerun`` or ``backfill`` attempt.
     """
 
     trigger: Trigger
@@ -112,7 +118,7 @@ class TaskDue(_ExecutionEvent, frozen=True, kw_only=True, tag="task.due.v1"):
     missed_fires: int = 0
     rerun_of: str | None = None
     actor: str = ""
-    """Who asked for a ``manual`` or ``rerun`` attempt (empty for the ticker's)."""
+    """Who asked for a ``manual``, ``rerun`` or ``backfill`` attempt (empty for the ticker's)."""
 
 
 class TaskSkipped(_Event, frozen=True, kw_only=True, tag="task.skipped.v1"):
@@ -123,6 +129,48 @@ class TaskSkipped(_Event, frozen=True, kw_only=True, tag="task.skipped.v1"):
     detail: str = ""
     missed_fires: int = 1
     running_execution_id: str | None = None
+
+
+class TaskCancelRequested(
+    _ExecutionEvent, frozen=True, kw_only=True, tag="task.cancel_requested.v1"
+):
+    """An operator asked to cancel execution ``execution_id``, from attempt ``attempt`` on.
+
+    Whoever holds the execution then ends it with ``TaskFailed`` (error kind ``cancelled``,
+    reason ``cancelled``, the note in the error's message) and no attempt follows: the executor
+    running an attempt cancels the plugin; an attempt not started yet is ended by the executor
+    that takes it; a retry waiting for its time is closed by a ticker.
+    """
+
+    note: str = ""
+    actor: str = ""
+
+
+class ScheduledRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A one-off run of a task at an instant, as an operator scheduled it."""
+
+    run_id: str
+    """The execution id it runs as."""
+    run_at: UtcDatetime
+    actor: str = ""
+    note: str = ""
+
+
+class ScheduledRunsChanged(_Event, frozen=True, kw_only=True, tag="task.scheduled_runs.v1"):
+    """The task's one-off runs still to come (``runs``, earliest first), after ``change`` of
+    run ``run_id``.
+
+    Each of these holds the whole list, so the newest one on the task's ``scheduled`` subject
+    is all a ticker starting up needs. Operators add (``scheduled``) and remove
+    (``cancelled``) runs; a ticker publishes a run's ``TaskDue`` (trigger ``once``) at its
+    ``run_at``, then removes it (``fired``). Every writer expects the sequence it read.
+    """
+
+    runs: tuple[ScheduledRun, ...] = ()
+    change: ScheduledRunsChange
+    run_id: str
+    actor: str = ""
+    note: str = ""
 
 
 class TaskStarted(_ExecutionEvent, frozen=True, kw_only=True, tag="task.started.v1"):
@@ -172,6 +220,8 @@ Event = (
     | TaskSucceeded
     | RetryScheduled
     | TaskFailed
+    | TaskCancelRequested
+    | ScheduledRunsChanged
 )
 """Every event dvp-scheduler publishes."""
 
@@ -192,6 +242,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         TaskSucceeded,
         RetryScheduled,
         TaskFailed,
+        TaskCancelRequested,
+        ScheduledRunsChanged,
     )
 }
 """Tag -> class, e.g. ``"task.due.v1" -> TaskDue``."""
@@ -207,6 +259,8 @@ _KINDS: Final[dict[type[Event], EventKind]] = {
     TaskSucceeded: EventKind.SUCCEEDED,
     RetryScheduled: EventKind.RETRY,
     TaskFailed: EventKind.FAILED,
+    TaskCancelRequested: EventKind.CANCEL,
+    ScheduledRunsChanged: EventKind.SCHEDULED,
 }
 _TAGS: Final[dict[type[Event], str]] = {cls: tag for tag, cls in EVENT_TYPES.items()}
 
@@ -278,7 +332,7 @@ def message_id(event: Event) -> str | None:
     All three outcomes of an attempt share one id, so a re-run attempt cannot record a second
     outcome of any kind. A ``TaskStarted`` names its start instant too: an attempt run again
     (redelivered, even to a restarted worker of the same name) is started again, and that
-    start is a fact of its own.
+    start is a fact of its own. A cancel is asked once per execution.
     """
     match event:
         case TaskDue():
@@ -291,6 +345,8 @@ def message_id(event: Event) -> str | None:
         case TaskSkipped():
             millis = round(event.scheduled_for.timestamp() * 1000)
             return f"skipped:{event.tenant_id}:{event.task_id}:{millis}"
+        case TaskCancelRequested():
+            return f"cancel:{event.execution_id}"
         case _:
             return None
 

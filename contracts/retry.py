@@ -20,8 +20,9 @@ DEFAULT_BACKOFF_CAP_SECONDS: Final = 3600.0
 """The default policy never waits longer than this between attempts."""
 
 DecisionSource = Literal["plugin", "default"]
-FailureReason = Literal["exhausted", "declined", "aborted"]
-"""Why no attempt follows: retries used up, a decision said no, or a decision aborted."""
+FailureReason = Literal["exhausted", "declined", "aborted", "cancelled"]
+"""Why no attempt follows: retries used up, a decision said no, a decision aborted, or an
+operator cancelled the execution."""
 
 
 class RetryDecision(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,8 @@ Rules (see docs/design.md, guarantee 4):
   schedule's IANA time zone (UTC by default).
 * A local time skipped by a DST change fires once, at the instant the gap ends; a local time that
   occurs twice fires once, at its first occurrence.
+* An active window (``start_at``, ``end_at``, each optional) keeps the fires ``f`` with
+  ``start_at <= f < end_at``; the ``*_in_window`` functions apply it, the others do not.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -45,8 +47,21 @@ MAX_JITTER_SECONDS: Final = 86400.0
 MAX_CATCHUP_WINDOW_SECONDS: Final = 366 * 86400.0
 """The longest catch-up window (366 days, so a yearly run can still be caught up)."""
 
+MAX_ALERT_AFTER_SECONDS: Final = 2 * 366 * 86400.0
+"""The longest ``alert_after_seconds`` (732 days: a yearly task may miss one year unnoticed)."""
+
+EARLIEST_INSTANT: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""No event holds an instant before this (events are not older than dvp-scheduler); nor does a
+schedule's window."""
+
+LATEST_INSTANT: Final = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""No event holds an instant after this, nor does a schedule's window: years of schedule
+arithmetic on any instant up to it stay far inside ``datetime``'s range (year 9999)."""
+
 MAX_TIMEZONE_LENGTH: Final = 64
 """The longest time zone name (the longest IANA name has about 30 characters)."""
+
+_AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,13 +78,36 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
     jitter_seconds: float = 0.0
     catchup_window_seconds: float = DEFAULT_CATCHUP_WINDOW_SECONDS
     overlap: OverlapPolicy = "skip"
+    alert_after_seconds: float | None = None
+    """The task is overdue when its last success is older than this; ``None``: by its schedule
+    (`contracts.overdue`)."""
+    start_at: _AwareDatetime | None = None
+    """The active window's start: no fire before it (``None``: since registration)."""
+    end_at: _AwareDatetime | None = None
+    """The active window's end: no fire at or after it (``None``: no end)."""
 
     def describe(self) -> str:
-        """A short human description: ``cron '0 3 * * *' (Europe/Berlin)`` or ``every 300s``."""
+        """A short human description: ``cron '0 3 * * *' (Europe/Berlin)`` or ``every 300s``,
+        and its active window if it has one (``from 2026-12-01T00:00:00Z``, ``until ...``)."""
         if self.cron_expression is not None:
             zone = "" if self.timezone == "UTC" else f" ({self.timezone})"
-            return f"cron '{self.cron_expression}'{zone}"
-        return f"every {self.interval_seconds}s"
+            text = f"cron '{self.cron_expression}'{zone}"
+        else:
+            text = f"every {self.interval_seconds}s"
+        if self.start_at is not None:
+            text += f" from {_shown(self.start_at)}"
+        if self.end_at is not None:
+            text += f" until {_shown(self.end_at)}"
+        return text
+
+
+def _shown(instant: datetime) -> str:
+    """``2026-12-01T00:00:00Z``: an instant in UTC to the second."""
+    try:
+        instant = instant.astimezone(UTC)
+    except (OverflowError, ValueError, TypeError, AttributeError):
+        return repr(instant)  # not an instant a valid schedule holds; shown as it is
+    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def validate_schedule(schedule: Schedule) -> None:
@@ -115,6 +153,92 @@ def validate_schedule(schedule: Schedule) -> None:
         )
     if schedule.overlap not in ("skip", "allow"):
         raise ScheduleError(f"overlap must be 'skip' or 'allow', got {schedule.overlap!r}")
+    _validate_window(schedule.start_at, schedule.end_at)
+    alert_after = schedule.alert_after_seconds
+    if alert_after is not None and (
+        not _is_non_negative_number(alert_after)
+        or alert_after == 0
+        or alert_after > MAX_ALERT_AFTER_SECONDS
+    ):
+        raise ScheduleError(
+            f"alert_after_seconds must be a number > 0 and at most "
+            f"{MAX_ALERT_AFTER_SECONDS:.0f} (732 days), or None to judge by the schedule, "
+            f"got {alert_after!r}"
+        )
+
+
+def _validate_window(start_at: object, end_at: object) -> None:
+    for name, instant in (("start_at", start_at), ("end_at", end_at)):
+        if instant is None:
+            continue
+        if not isinstance(instant, datetime) or instant.utcoffset() is None:
+            raise ScheduleError(
+                f"{name} must be an instant: a datetime with a time zone, such as "
+                f"datetime(2026, 12, 1, tzinfo=UTC), or None; got {preview(instant)}"
+            )
+        if not EARLIEST_INSTANT <= instant <= LATEST_INSTANT:
+            raise ScheduleError(
+                f"{name} {instant.isoformat()} is out of range: it must lie between "
+                f"{EARLIEST_INSTANT.date()} and {LATEST_INSTANT.date()}"
+            )
+    if isinstance(start_at, datetime) and isinstance(end_at, datetime) and not start_at < end_at:
+        raise ScheduleError(
+            f"the active window is empty: start_at {start_at.isoformat()} is not before end_at "
+            f"{end_at.isoformat()}; give an end_at after start_at, or leave one of them out"
+        )
+
+
+def window_after(schedule: Schedule, after: datetime) -> datetime:
+    """The instant from which fires count, for fires strictly after ``after``: ``after``, or
+    just before the window's start when that is later, so that a fire at ``start_at`` counts."""
+    if schedule.start_at is not None and schedule.start_at - _ONE_MICROSECOND > after:
+        return schedule.start_at - _ONE_MICROSECOND
+    return after
+
+
+def in_window(schedule: Schedule, fire: datetime) -> bool:
+    """Whether ``fire`` lies in the schedule's active window (``start_at <= fire < end_at``)."""
+    return (schedule.start_at is None or fire >= schedule.start_at) and (
+        schedule.end_at is None or fire < schedule.end_at
+    )
+
+
+def next_fire_in_window(schedule: Schedule, after: datetime) -> datetime | None:
+    """The first fire strictly after ``after`` inside the active window; ``None`` when the
+    window ends before it."""
+    fire = next_fire_after(schedule, window_after(schedule, after))
+    return fire if in_window(schedule, fire) else None
+
+
+def next_fires_in_window(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fires strictly after ``after`` inside the active window, in UTC,
+    increasing; fewer (or none) when the window ends first."""
+    fires: list[datetime] = []
+    instant = after
+    while len(fires) < count:
+        fire = next_fire_in_window(schedule, instant)
+        if fire is None:
+            break
+        fires.append(fire)
+        instant = fire
+    return fires
+
+
+def fires_in_range(
+    schedule: Schedule, start: datetime, end: datetime, *, limit: int
+) -> list[datetime]:
+    """The fires ``f`` with ``start <= f < end`` inside the active window, in UTC, increasing:
+    the ones `next_fires_in_window` lists from just before ``start``; at most ``limit + 1``, so
+    that a caller can tell that there are more than ``limit``."""
+    fires: list[datetime] = []
+    instant = start - _ONE_MICROSECOND
+    while len(fires) <= limit:
+        fire = next_fire_in_window(schedule, instant)
+        if fire is None or fire >= end:
+            break
+        fires.append(fire)
+        instant = fire
+    return fires
 
 
 def next_fire_after(schedule: Schedule, after: datetime) -> datetime:

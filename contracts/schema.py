@@ -23,12 +23,17 @@ _PUBLISHERS: Final[dict[EventKind, str]] = {
     EventKind.UNREGISTERED: "executor, when no plugin declares the task any more",
     EventKind.PAUSED: "operators (dvp-scheduler pause)",
     EventKind.RESUMED: "operators (dvp-scheduler resume)",
-    EventKind.DUE: "ticker (schedule, catch-up, retry) and operators (dvp-scheduler trigger)",
+    EventKind.DUE: "ticker (schedule, catch-up, retry, one-off run) and operators "
+    "(dvp-scheduler trigger, rerun, backfill)",
     EventKind.SKIPPED: "ticker, when a fire is not run (overlap, missed, paused)",
     EventKind.STARTED: "executor, when a worker takes an attempt",
     EventKind.SUCCEEDED: "executor: the attempt succeeded",
     EventKind.RETRY: "executor: the attempt failed and another follows at retry_at",
-    EventKind.FAILED: "executor: the attempt failed and no attempt follows",
+    EventKind.FAILED: "executor: the attempt failed and no attempt follows (also a ticker, "
+    "for a lost attempt or a cancelled retry)",
+    EventKind.CANCEL: "operators (dvp-scheduler cancel), asking to cancel an execution",
+    EventKind.SCHEDULED: "operators (dvp-scheduler trigger --at, cancel --scheduled) and "
+    "tickers (a one-off run fired): the task's one-off runs still to come",
 }
 
 

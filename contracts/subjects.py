@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     SUCCEEDED = "succeeded"
     RETRY = "retry"
     FAILED = "failed"
+    CANCEL = "cancel"
+    SCHEDULED = "scheduled"
 
 
 ALL_DUE: Final = f"{PREFIX}.*.{EventKind.DUE}.>"

@@ -15,12 +15,14 @@ between `EARLIEST_INSTANT` and `LATEST_INSTANT` can always be moved.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 from contracts.events import (
     Event,
     RetryScheduled,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
     TaskFailed,
     TaskRegistered,
@@ -30,6 +32,11 @@ from contracts.events import (
     TaskSucceeded,
 )
 from contracts.retry import RetryDecision
+
+# Defined beside the schedule math (a schedule's window obeys them too); named here as well,
+# where every other limit of what is read back lives.
+from contracts.schedule import EARLIEST_INSTANT as EARLIEST_INSTANT
+from contracts.schedule import LATEST_INSTANT as LATEST_INSTANT
 from contracts.schedule import validate_schedule
 
 MAX_RETRIES: Final = 1000
@@ -41,15 +48,11 @@ MAX_ATTEMPT: Final = MAX_RETRIES + 1
 MAX_TIMEOUT_SECONDS: Final = 7 * 86400.0
 """The longest ``timeout_seconds`` a task may declare (7 days)."""
 
+MAX_SCHEDULED_RUNS: Final = 100
+"""The most one-off runs (``trigger --at``) one task may have waiting."""
+
 MAX_RETRY_DELAY_SECONDS: Final = 366 * 86400.0
 """The longest delay before a retry (366 days), whoever decided it."""
-
-EARLIEST_INSTANT: Final = datetime(2000, 1, 1, tzinfo=UTC)
-"""No event holds an instant before this (events are not older than dvp-scheduler)."""
-
-LATEST_INSTANT: Final = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
-"""No event holds an instant after this: years of schedule arithmetic on any instant up to it
-stay far inside ``datetime``'s range (year 9999)."""
 
 
 def validate_spec(spec: TaskSpec) -> None:
@@ -126,6 +129,10 @@ def event_problem(event: Event) -> str | None:
                 or delay_problem("delay_seconds", event.delay_seconds)
                 or _decision_problem(event.decision)
             )
+        case TaskCancelRequested():
+            return _attempt_problem(event.attempt)
+        case ScheduledRunsChanged():
+            return _runs_problem(event)
         case TaskFailed():
             return (
                 _attempt_problem(event.attempt)
@@ -144,6 +151,18 @@ def _instant_problem(field: str, instant: datetime | None) -> str | None:
         f"{field} {instant.isoformat()} is out of range: instants must lie between "
         f"{EARLIEST_INSTANT.date()} and {LATEST_INSTANT.date()}"
     )
+
+
+def _runs_problem(event: ScheduledRunsChanged) -> str | None:
+    if len(event.runs) > MAX_SCHEDULED_RUNS:
+        return f"{len(event.runs)} one-off runs wait: at most {MAX_SCHEDULED_RUNS} may"
+    if len({run.run_id for run in event.runs}) != len(event.runs):
+        return "a one-off run is listed twice"
+    for run in event.runs:
+        problem = _instant_problem("run_at", run.run_at)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _attempt_problem(attempt: int) -> str | None:

@@ -10,6 +10,7 @@ files, garbage collections).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from threading import Thread
 from typing import TYPE_CHECKING, Final
 from wsgiref.simple_server import WSGIServer
@@ -287,4 +288,88 @@ def projector_metrics(projector: Projector) -> Iterator[Metric]:
             "not_an_event": stats.invalid_messages,
             "fold_error": stats.failed_messages,
         },
+    )
+    yield from backlog_metrics(projector)
+    yield from task_metrics(projector)
+
+
+def backlog_metrics(projector: Projector) -> Iterator[Metric]:
+    """The stream and what waits in it, as the projector last read them (prefix
+    ``dvp_stream_``), and the projector's lag behind the stream; nothing while it cannot read
+    them."""
+    backlog = projector.backlog
+    if backlog is None:
+        return
+    yield _gauge("dvp_stream_last_sequence", "The stream's last sequence.", backlog.last_sequence)
+    yield _gauge("dvp_stream_messages", "Messages in the stream.", backlog.messages)
+    yield _gauge(
+        "dvp_projector_lag",
+        "Stream messages this projector has not folded in yet.",
+        max(0, backlog.last_sequence - projector.stats.sequence),
+    )
+    per_tenant = {
+        "dvp_stream_due_queued": "TaskDue no executor has taken yet, by tenant.",
+        "dvp_stream_attempts_running": "TaskDue taken by an executor, not yet acknowledged.",
+        "dvp_stream_executors_waiting": "Pull requests of executors waiting for work, by tenant.",
+    }
+    families = {
+        name: GaugeMetricFamily(name, documentation, labels=["tenant"])
+        for name, documentation in per_tenant.items()
+    }
+    for queue in backlog.queues:
+        labels = [queue.tenant_id]
+        families["dvp_stream_due_queued"].add_metric(labels, queue.due_queued)
+        families["dvp_stream_attempts_running"].add_metric(labels, queue.attempts_running)
+        families["dvp_stream_executors_waiting"].add_metric(labels, queue.executors_waiting)
+    yield from families.values()
+    if backlog.retries_waiting is not None:
+        yield _gauge(
+            "dvp_stream_retries_waiting",
+            "RetryScheduled whose next attempt the tickers have not published yet.",
+            backlog.retries_waiting,
+        )
+
+
+def task_metrics(projector: Projector) -> Iterator[Metric]:
+    """Per-task series (prefix ``dvp_task_``, labels ``tenant`` and ``task``) for at most the
+    projector's ``task_metrics_limit`` tasks, the overdue ones first; and how many tasks are
+    overdue and how many were left out, whatever the limit."""
+    series = projector.task_series(datetime.now(UTC))
+    overdue = GaugeMetricFamily(
+        "dvp_task_overdue",
+        "1 while the task's last success is older than its schedule allows, else 0 (paused: 0).",
+        labels=["tenant", "task"],
+    )
+    last_success = GaugeMetricFamily(
+        "dvp_task_last_success_timestamp_seconds",
+        "When the task last succeeded, in Unix seconds (no sample before its first success).",
+        labels=["tenant", "task"],
+    )
+    in_a_row = GaugeMetricFamily(
+        "dvp_task_consecutive_failures",
+        "Executions of the task that ended failed since its last success.",
+        labels=["tenant", "task"],
+    )
+    failures = CounterMetricFamily(
+        "dvp_task_failures",
+        "Executions of the task that ended failed.",
+        labels=["tenant", "task"],
+    )
+    for row, late in series.rows:
+        labels = [row.tenant_id, row.task_id]
+        overdue.add_metric(labels, 1.0 if late else 0.0)
+        if row.last_succeeded_at is not None:
+            last_success.add_metric(labels, row.last_succeeded_at.timestamp())
+        in_a_row.add_metric(labels, row.consecutive_failures)
+        failures.add_metric(labels, row.failed)
+    yield from (overdue, last_success, in_a_row, failures)
+    yield _gauge(
+        "dvp_projector_overdue_tasks",
+        "Tasks whose last success is older than their schedule allows (all of them).",
+        series.overdue,
+    )
+    yield _gauge(
+        "dvp_projector_task_series_omitted",
+        "Registered tasks without per-task series, beyond the projector's task_metrics_limit.",
+        series.omitted,
     )

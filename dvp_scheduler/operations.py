@@ -1,5 +1,6 @@
-"""The operator's actions, shared by the command line and the dashboard: ``trigger``,
-``pause``, ``resume`` and ``rerun``, each writing the same events whoever asks.
+"""The operator's actions, shared by the command line and the dashboard: ``trigger`` (now, or
+once at an instant), ``pause``, ``resume``, ``rerun`` and ``cancel`` (an execution, or a one-off
+run before it fires), each writing the same events whoever asks.
 
 What the actions that start an execution share: is the task's newest execution still open, and
 publishing the operator's ``TaskDue`` atomically with that check. Both are read from the stream
@@ -34,10 +35,15 @@ from contracts import (
     EventKind,
     ExecutionEvent,
     RetryScheduled,
+    ScheduledRun,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
+    TaskFailed,
     TaskPaused,
     TaskResumed,
     TaskStarted,
+    TaskSucceeded,
     Trigger,
     encode,
     event_headers,
@@ -45,8 +51,12 @@ from contracts import (
     new_execution_id,
     subject,
 )
+from contracts import headers as header_names
 from contracts.errors import SchedulerError, UnknownTaskError
 from contracts.queries import EXECUTION_QUERY
+from contracts.schedule import LATEST_INSTANT
+from contracts.subjects import parse_subject, subject_filter
+from contracts.validation import MAX_SCHEDULED_RUNS
 from natsio import executor_consumer_config
 from natsio.errors import IN_FLIGHT_SETTLE_SECONDS, is_guard_refusal, winning_sequence
 from natsio.lookup import connection_user, decode_stored, last_message, read_task_standing
@@ -150,13 +160,15 @@ async def publish_operator_due(
     rerun_of: str | None = None,
     force: bool = False,
     actor: str = "",
+    scheduled_for: datetime | None = None,
 ) -> PublishedDue:
     """Publish attempt 1 of ``execution_id`` unless the task's newest execution is open.
 
     The check and the publish see the same last ``TaskDue``: the publish expects its sequence, so
     a ``TaskDue`` published in between (a ticker's fire, another operator) refuses it, and the
     check runs again. ``force`` publishes beside an open execution. The due carries the
-    schedule's last fire over, as every ``TaskDue`` not of a fire does.
+    schedule's last fire over, as every ``TaskDue`` not of a fire does; it is meant for
+    ``scheduled_for`` (default: now).
     """
     due_subject = subject(tenant_id, EventKind.DUE, task_id)
     for _ in range(_PUBLISH_TRIES):
@@ -175,7 +187,7 @@ async def publish_operator_due(
             execution_id=execution_id,
             attempt=1,
             trigger=trigger,
-            scheduled_for=now,
+            scheduled_for=scheduled_for or now,
             fire_at=last_due.fire_at if last_due is not None else None,
             rerun_of=rerun_of,
             actor=actor,
@@ -496,3 +508,304 @@ class _History:
         found = await self.find(execution_id, tenant_id)
         due_at = found[0].get("due_at") if len(found) == 1 else None
         return datetime.fromisoformat(due_at) if isinstance(due_at, str) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cancel
+
+CANCEL_POLL_SECONDS: Final = 0.1
+"""How often `cancel` looks whether the execution has ended, while it waits for that."""
+
+
+class ExecutionEndedError(SchedulerError):
+    """The execution to cancel has ended already: there is nothing to cancel."""
+
+    def __init__(self, execution_id: str, task: str, outcome: str, at: datetime | None) -> None:
+        when = f" at {instant(at)}" if at is not None else ""
+        super().__init__(
+            f"execution {execution_id} of {task} has ended already ({outcome}{when}); there is "
+            "nothing to cancel (dvp-scheduler history shows its attempts)"
+        )
+        self.execution_id = execution_id
+
+
+def cancel_target(view: dict[str, Any]) -> tuple[int, str]:
+    """The attempt a cancel of the open execution ``view`` (as ``history --json`` shows it)
+    names, and what that attempt does: the newest attempt, or the one its retry waits for."""
+    attempts: list[dict[str, Any]] = view.get("attempts") or []
+    if not attempts:
+        return 1, "attempt 1 waits for an executor: it ends cancelled when one takes it"
+    last = max(attempts, key=lambda a: int(a["attempt"]))
+    number = int(last["attempt"])
+    if last.get("outcome") == "retry_scheduled":
+        retry_at = last.get("retry_at")
+        when = f" at {retry_at}" if retry_at else ""
+        return number + 1, f"attempt {number + 1} waits for its retry{when}: a ticker closes it"
+    if last.get("started_at") is not None:
+        worker = last.get("worker") or "a worker"
+        return number, f"attempt {number} runs on {worker}: its executor cancels it"
+    return number, f"attempt {number} waits for an executor: it ends cancelled when one takes it"
+
+
+async def cancel(
+    nc: Client,
+    execution_id: str,
+    tenant_id: str | None,
+    *,
+    actor: str,
+    note: str = "",
+    wait_seconds: float = 10.0,
+    replayer: Replayer = replay_or_empty,
+    on_replay: Callable[[str], object] | None = None,
+) -> str:
+    """Ask to cancel the open execution ``execution_id`` (``TaskCancelRequested``), wait up to
+    ``wait_seconds`` until it has ended, and return what came of it; raise a `SchedulerError`
+    saying why not (unknown, ambiguous, ended already).
+
+    The execution is looked up as `rerun` looks it up. Whoever holds it ends it: the executor
+    running its attempt, the executor that takes an attempt still due, a ticker for a retry
+    waiting for its time; each records ``TaskFailed`` with error kind and reason
+    ``cancelled``, and no attempt follows.
+    """
+    history = _History(nc, replayer, on_replay)
+    js = nc.jetstream()
+    try:
+        target = await history.the_execution(execution_id, tenant_id)
+    except UnknownExecutionError:
+        waiting = await _find_scheduled_run(js, execution_id, tenant_id, None)
+        if waiting is None:
+            raise
+        raise SchedulerError(
+            f"{execution_id} is a one-off run of {waiting[0]}/{waiting[1]} that has not fired "
+            f"yet: dvp-scheduler cancel --scheduled {execution_id} removes it"
+        ) from None
+    task_tenant, task_id = target["tenant_id"], target["task_id"]
+    name = f"{task_tenant}/{task_id}"
+    if target.get("outcome") is not None:
+        ended_at = target.get("ended_at")
+        at = datetime.fromisoformat(ended_at) if isinstance(ended_at, str) else None
+        raise ExecutionEndedError(execution_id, name, str(target["outcome"]), at)
+    ended = await _ended_outcome(js, task_tenant, task_id, execution_id)
+    if ended is not None:  # the projector has not seen it yet
+        raise ExecutionEndedError(execution_id, name, _outcome_word(ended), ended.occurred_at)
+    attempt, doing = cancel_target(target)
+    request = TaskCancelRequested(
+        tenant_id=task_tenant,
+        task_id=task_id,
+        occurred_at=datetime.now(UTC),
+        execution_id=execution_id,
+        attempt=attempt,
+        note=note,
+        actor=actor,
+    )
+    ack = await js.publish(event_subject(request), encode(request), headers=event_headers(request))
+    asked = (
+        f"a cancel of execution {execution_id} of {name} was already requested"
+        if ack.duplicate
+        else f"requested the cancel of execution {execution_id} of {name}"
+    )
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        ended = await _ended_outcome(js, task_tenant, task_id, execution_id)
+        if ended is not None:
+            break
+        if asyncio.get_running_loop().time() >= deadline:
+            return (
+                f"{asked}; {doing}; it has not ended within {wait_seconds:g}s "
+                f"(dvp-scheduler history {task_id} --tenant {task_tenant} shows when it does)"
+            )
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+    if isinstance(ended, TaskFailed) and ended.reason == "cancelled":
+        return (
+            f"cancelled execution {execution_id} of {name}: attempt {ended.attempt} ended "
+            f"at {instant(ended.occurred_at)} ({ended.error.message})"
+        )
+    return (
+        f"{asked}, but execution {execution_id} ended before the cancel took effect: "
+        f"{_outcome_word(ended)} at {instant(ended.occurred_at)}"
+    )
+
+
+def _outcome_word(outcome: TaskSucceeded | TaskFailed) -> str:
+    if isinstance(outcome, TaskSucceeded):
+        return f"attempt {outcome.attempt} succeeded"
+    return f"attempt {outcome.attempt} failed, {outcome.reason}"
+
+
+async def _ended_outcome(
+    js: JetStreamContext, tenant_id: str, task_id: str, execution_id: str
+) -> TaskSucceeded | TaskFailed | None:
+    """The ``TaskSucceeded`` or ``TaskFailed`` that ended ``execution_id``, if the newest one of
+    either kind is it (two direct gets)."""
+    for kind in (EventKind.FAILED, EventKind.SUCCEEDED):
+        raw = await last_message(js, subject(tenant_id, kind, task_id))
+        event = decode_stored(raw) if raw is not None else None
+        if isinstance(event, TaskSucceeded | TaskFailed) and event.execution_id == execution_id:
+            return event
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One-off runs
+
+
+async def scheduled_runs(
+    js: JetStreamContext, tenant_id: str, task_id: str
+) -> tuple[tuple[ScheduledRun, ...], int]:
+    """The task's one-off runs still to come, and the stream sequence of the message that says
+    so (0: none ever scheduled): the last message of its ``scheduled`` subject."""
+    raw = await last_message(js, subject(tenant_id, EventKind.SCHEDULED, task_id))
+    event = decode_stored(raw) if raw is not None else None
+    runs = event.runs if isinstance(event, ScheduledRunsChanged) else ()
+    return runs, int(raw.seq or 0) if raw is not None else 0
+
+
+async def schedule_run(
+    nc: Client, tenant_id: str, task_id: str, *, at: datetime, actor: str, note: str = ""
+) -> str:
+    """Schedule a one-off run of a registered task at ``at`` (``ScheduledRunsChanged``, change
+    ``scheduled``); return what was done. A ticker publishes its ``TaskDue`` (trigger ``once``)
+    then, whatever ticker runs, and whether the task is paused or an execution is open."""
+    now = datetime.now(UTC)
+    if at <= now:
+        raise SchedulerError(
+            f"--at {instant(at)} is not in the future (now is {instant(now)}); leave --at out "
+            "to run the task now"
+        )
+    if at > LATEST_INSTANT:
+        raise SchedulerError(f"--at {instant(at)} is too far ahead: at most {LATEST_INSTANT:%Y}")
+    js = nc.jetstream()
+    paused = await require_registered(js, tenant_id, task_id)
+    run = ScheduledRun(run_id=new_execution_id(), run_at=at, actor=actor, note=note)
+    for _ in range(_PUBLISH_TRIES):
+        runs, sequence = await scheduled_runs(js, tenant_id, task_id)
+        if len(runs) >= MAX_SCHEDULED_RUNS:
+            raise SchedulerError(
+                f"{tenant_id}/{task_id} has {len(runs)} one-off runs waiting, the most there may "
+                "be; cancel some (dvp-scheduler cancel --scheduled RUN_ID) first"
+            )
+        changed = ScheduledRunsChanged(
+            tenant_id=tenant_id,
+            task_id=task_id,
+            occurred_at=datetime.now(UTC),
+            runs=tuple(sorted((*runs, run), key=lambda r: r.run_at)),
+            change="scheduled",
+            run_id=run.run_id,
+            actor=actor,
+            note=note,
+        )
+        if await _publish_expecting(js, changed, sequence):
+            message = (
+                f"scheduled a one-off run of {tenant_id}/{task_id} at {instant(at)}: "
+                f"execution {run.run_id} (dvp-scheduler cancel --scheduled {run.run_id} "
+                "removes it before then)"
+            )
+            if paused:
+                message += " (the task is paused; a one-off run runs anyway)"
+            return message
+    raise SchedulerError(
+        f"could not schedule the run of {tenant_id}/{task_id}: its one-off runs changed "
+        f"{_PUBLISH_TRIES} times while we tried; try again"
+    )
+
+
+async def cancel_scheduled_run(
+    nc: Client,
+    run_id: str,
+    tenant_id: str | None,
+    *,
+    task_id: str | None = None,
+    actor: str,
+    note: str = "",
+) -> str:
+    """Remove the one-off run ``run_id`` before it fires (``ScheduledRunsChanged``, change
+    ``cancelled``); return what was done, or raise a `SchedulerError` saying why not.
+
+    The removal expects the task's newest sequence over all of its subjects, so a ticker that
+    publishes the run's ``TaskDue`` at the same moment makes it look again: then the run has
+    fired and is not cancelled.
+    """
+    js = nc.jetstream()
+    found = await _find_scheduled_run(js, run_id, tenant_id, task_id)
+    if found is None:
+        where = f"{tenant_id or '*'}/{task_id or '*'}"
+        raise SchedulerError(
+            f"no one-off run {run_id} waits ({where}): it fired, was cancelled, or never was "
+            "(dvp-scheduler history shows the runs that fired)"
+        )
+    tenant, task = found
+    everything = subject_filter(tenant, None, task)
+    for _ in range(_PUBLISH_TRIES * 2):
+        newest = await last_message(js, everything)
+        runs, _ = await scheduled_runs(js, tenant, task)
+        run = next((r for r in runs if r.run_id == run_id), None)
+        if run is None:
+            return await _why_not_waiting(js, tenant, task, run_id)
+        changed = ScheduledRunsChanged(
+            tenant_id=tenant,
+            task_id=task,
+            occurred_at=datetime.now(UTC),
+            runs=tuple(r for r in runs if r.run_id != run_id),
+            change="cancelled",
+            run_id=run_id,
+            actor=actor,
+            note=note,
+        )
+        sequence = int(newest.seq or 0) if newest is not None else 0
+        if await _publish_expecting(js, changed, sequence, over=everything):
+            return f"cancelled the one-off run {run_id} of {tenant}/{task} at {instant(run.run_at)}"
+    raise SchedulerError(
+        f"could not cancel the run {run_id} of {tenant}/{task}: the task's events kept coming "
+        "while we tried; try again"
+    )
+
+
+async def _publish_expecting(
+    js: JetStreamContext, event: ScheduledRunsChanged, sequence: int, *, over: str | None = None
+) -> bool:
+    """Publish ``event`` if the last sequence of its subject (or of ``over``) is ``sequence``;
+    ``False`` when another writer came first."""
+    headers = event_headers(event, expected_last_subject_sequence=sequence)
+    if over is not None:
+        headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = over
+    try:
+        await js.publish(event_subject(event), encode(event), headers=headers)
+    except APIError as error:
+        if not is_guard_refusal(error):
+            raise
+        if winning_sequence(error) is None:
+            await asyncio.sleep(IN_FLIGHT_SETTLE_SECONDS)
+        return False
+    return True
+
+
+async def _find_scheduled_run(
+    js: JetStreamContext, run_id: str, tenant_id: str | None, task_id: str | None
+) -> tuple[str, str] | None:
+    """The tenant and task whose one-off runs list ``run_id``."""
+    if tenant_id is not None and task_id is not None:
+        candidates = [(tenant_id, task_id)]
+    else:
+        pattern = subject_filter(tenant_id, EventKind.SCHEDULED, task_id)
+        try:
+            info = await js.stream_info(STREAM_NAME, subjects_filter=pattern)
+        except NotFoundError:
+            return None
+        parts = [parse_subject(name) for name in sorted(info.state.subjects or {})]
+        candidates = [(part.tenant_id, part.task_id) for part in parts]
+    for tenant, task in candidates:
+        runs, _ = await scheduled_runs(js, tenant, task)
+        if any(run.run_id == run_id for run in runs):
+            return tenant, task
+    return None
+
+
+async def _why_not_waiting(js: JetStreamContext, tenant_id: str, task_id: str, run_id: str) -> str:
+    raw = await last_message(js, subject(tenant_id, EventKind.DUE, task_id))
+    due = decode_stored(raw) if raw is not None else None
+    if isinstance(due, TaskDue) and due.execution_id == run_id:
+        raise SchedulerError(
+            f"the one-off run {run_id} of {tenant_id}/{task_id} has fired already, at "
+            f"{instant(due.occurred_at)}; dvp-scheduler cancel {run_id} ends its execution"
+        )
+    raise SchedulerError(f"no one-off run {run_id} of {tenant_id}/{task_id} waits any more")

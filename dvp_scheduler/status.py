@@ -1,28 +1,19 @@
 """How the scheduler stands: the stream, the work queued for the executors, the retries waiting,
-and how far behind the projector is. Read by the ``status`` command and the dashboard."""
+how far behind the projector is and which tasks are overdue. Read by the ``status`` command and
+the dashboard."""
 
 from __future__ import annotations
 
 import msgspec
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
 from contracts import STREAM_NAME
-from contracts.stream import EXECUTOR_DURABLE_PREFIX, TICKER_RETRY_DURABLE
 from dvp_scheduler.errors import StreamMissingError
-from projector.queries import DEFAULT_QUERY_TIMEOUT, ask_status
+from natsio.backlog import TenantQueue, read_backlog
+from projector.queries import DEFAULT_QUERY_TIMEOUT, OverdueTask, ask_status
 
-
-class TenantQueue(msgspec.Struct, kw_only=True):
-    """One tenant's executor consumer (``dvp-executor-<tenant>``)."""
-
-    tenant_id: str
-    due_queued: int
-    attempts_running: int
-    executors_waiting: int
-    """Pull requests open on it now: 0 with work queued means no executor serves the tenant."""
+__all__ = ["SchedulerStatus", "TenantQueue", "scheduler_status"]
 
 
 class SchedulerStatus(msgspec.Struct, kw_only=True):
@@ -50,6 +41,10 @@ class SchedulerStatus(msgspec.Struct, kw_only=True):
     tasks: int | None
     queues: list[TenantQueue] = []
     """Per tenant; the totals above add these up."""
+    overdue_tasks: int | None = None
+    """Tasks whose last success is older than their schedule allows, by the projector."""
+    overdue: list[OverdueTask] = []
+    """The latest of them (at most 50), the latest first, with how late they are."""
 
 
 async def scheduler_status(
@@ -57,54 +52,31 @@ async def scheduler_status(
 ) -> SchedulerStatus:
     """How things stand, asked over a connected client (the ``status`` command and the
     dashboard); `StreamMissingError` when there is no stream yet."""
-    js = nc.jetstream()
     try:
-        info = await js.stream_info(STREAM_NAME)
+        backlog = await read_backlog(nc.jetstream())
     except NotFoundError:
         raise StreamMissingError(
             f"there is no stream {STREAM_NAME} on {where} yet: run "
             "'dvp-scheduler init', or start a service"
         ) from None
-    queues = [
-        info
-        for info in await js.consumers_info(STREAM_NAME)
-        if info.name.startswith(EXECUTOR_DURABLE_PREFIX)
-    ]
-    retries = await _consumer(js, TICKER_RETRY_DURABLE)
     projector = await ask_status(nc, answer_within=answer_within)
-    state = info.state
+    queues = backlog.queues
     return SchedulerStatus(
         stream=STREAM_NAME,
-        messages=state.messages,
-        bytes=state.bytes,
-        first_sequence=state.first_seq,
-        last_sequence=state.last_seq,
-        replicas=info.config.num_replicas or 1,
-        due_queued=sum(q.num_pending or 0 for q in queues) if queues else None,
-        attempts_running=sum(q.num_ack_pending or 0 for q in queues) if queues else None,
-        redelivered=sum(q.num_redelivered or 0 for q in queues) if queues else None,
-        executors_waiting=sum(q.num_waiting or 0 for q in queues) if queues else None,
-        retries_waiting=(
-            (retries.num_pending or 0) + (retries.num_ack_pending or 0) if retries else None
-        ),
+        messages=backlog.messages,
+        bytes=backlog.bytes,
+        first_sequence=backlog.first_sequence,
+        last_sequence=backlog.last_sequence,
+        replicas=backlog.replicas,
+        due_queued=sum(q.due_queued for q in queues) if queues else None,
+        attempts_running=sum(q.attempts_running for q in queues) if queues else None,
+        redelivered=sum(q.redelivered for q in queues) if queues else None,
+        executors_waiting=sum(q.executors_waiting for q in queues) if queues else None,
+        retries_waiting=backlog.retries_waiting,
         projector_sequence=projector.sequence if projector else None,
-        projector_lag=max(0, state.last_seq - projector.sequence) if projector else None,
+        projector_lag=max(0, backlog.last_sequence - projector.sequence) if projector else None,
         tasks=projector.tasks if projector else None,
-        queues=[
-            TenantQueue(
-                tenant_id=q.name.removeprefix(EXECUTOR_DURABLE_PREFIX),
-                due_queued=q.num_pending or 0,
-                attempts_running=q.num_ack_pending or 0,
-                executors_waiting=q.num_waiting or 0,
-            )
-            for q in sorted(queues, key=lambda q: q.name)
-        ],
+        queues=queues,
+        overdue_tasks=projector.overdue_tasks if projector else None,
+        overdue=projector.overdue if projector else [],
     )
-
-
-async def _consumer(js: JetStreamContext, durable: str) -> ConsumerInfo | None:
-    try:
-        info: ConsumerInfo = await js.consumer_info(STREAM_NAME, durable)
-    except NotFoundError:
-        return None
-    return info

@@ -32,6 +32,11 @@ cannot fire. ``isolation="process"`` (the default) runs each attempt in a worker
   under ``decision_timeout_seconds``, and answers `_Decided`. Its log records are written to
   the answers socket at once, from whatever thread logs, and handled by the executor's
   logging.
+* **Cancel.** An operator's cancel (`AttemptCancel`) sends `_Cancel`: the worker cancels the
+  plugin's coroutine, as its timeout would, and answers `_Cancelled` without asking
+  ``dvp_task_failed``; no answer within `KILL_GRACE_SECONDS` and the worker is killed. Either
+  way the attempt is a ``cancelled`` failure. Inline, the coroutine is cancelled the same way.
+  An answer that comes first (the plugin had just finished) stands: the cancel came too late.
 * **Deadline.** No answer within ``timeout_seconds`` + `KILL_GRACE_SECONDS`: the worker is
   killed (SIGKILL: a stuck plugin would not heed a polite signal) and replaced, and the
   attempt is a ``timeout`` failure with the same `TaskTimeoutError` as inline. Then
@@ -70,7 +75,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Final, NoReturn, TypeVar
+from typing import Final, NoReturn, Protocol, TypeVar
 
 from contracts import RetryDecision, TaskSpec
 from contracts.events import TaskError
@@ -89,6 +94,7 @@ from dvp_cms.plugins.attempts import (
     run_attempt,
 )
 from dvp_cms.plugins.hooks.scheduled_tasks import ScheduledTaskDefinition, TaskExecutionContext
+from executor._cancel import AttemptCancel, cancelled_failure
 from executor._registrar import unique_plugins
 from executor._stats import ExecutorStats
 from executor.errors import ExecutorSetupError, WorkerDiedError
@@ -119,8 +125,17 @@ class Ran:
     decision: RetryDecision | None
 
 
-RunAttempt = Callable[[PluginManager, RegisteredTask, TaskExecutionContext], Awaitable[Ran]]
-"""Runs one attempt of a task with the plugins of a manager: `run_inline` or `WorkerPool.run`."""
+class RunAttempt(Protocol):
+    """Runs one attempt of a task with the plugins of a manager, until done or cancelled
+    (``cancel``): `run_inline` or `WorkerPool.run`."""
+
+    def __call__(
+        self,
+        manager: PluginManager,
+        task: RegisteredTask,
+        context: TaskExecutionContext,
+        cancel: AttemptCancel | None = None,
+    ) -> Awaitable[Ran]: ...
 
 
 class ReportedFailure(Exception):
@@ -155,17 +170,51 @@ async def run_inline(
     manager: PluginManager,
     task: RegisteredTask,
     context: TaskExecutionContext,
+    cancel: AttemptCancel | None = None,
     *,
     decision_timeout: float,
 ) -> Ran:
-    """Run one attempt in this event loop, and ask ``dvp_task_failed`` if it failed."""
-    result = await run_attempt(manager, task, context)
+    """Run one attempt in this event loop, and ask ``dvp_task_failed`` if it failed; a
+    cancelled attempt (``cancel``) is a ``cancelled`` failure, about which nobody is asked."""
+    if cancel is None:
+        result = await run_attempt(manager, task, context)
+    else:
+        began = time.monotonic()
+        finished = await until_cancelled(run_attempt(manager, task, context), cancel)
+        if finished is None:
+            assert cancel.request is not None
+            return Ran(cancelled_failure(cancel.request, _ms(began)), None)
+        result = finished
     if isinstance(result, Success):
         return Ran(result, None)
     decision = await decide(
         manager, task, result.exception, context, decision_timeout=decision_timeout
     )
     return Ran(result, decision)
+
+
+_R = TypeVar("_R")
+
+
+async def until_cancelled(work: Awaitable[_R], cancel: AttemptCancel) -> _R | None:
+    """What ``work`` returns, or ``None`` if ``cancel`` fires first: then ``work`` is cancelled
+    and waited for (what it does then changes nothing). Cancelling the caller cancels ``work``."""
+    running = asyncio.ensure_future(work)
+    asked = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait((running, asked), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        running.cancel()
+        raise
+    finally:
+        asked.cancel()
+    if running.done():
+        return running.result()
+    running.cancel()
+    await asyncio.wait((running,))
+    if not running.cancelled():
+        running.exception()  # retrieved, so that nothing is logged about it
+    return None
 
 
 # -- what travels between the executor and a worker --------------------------------------------
@@ -222,6 +271,18 @@ class _Ask:
 
 
 @dataclass(frozen=True)
+class _Cancel:
+    """Cancel the attempt running now (an operator asked); ignored when none runs."""
+
+
+@dataclass(frozen=True)
+class _Cancelled:
+    """The attempt was cancelled after ``duration_ms``; nobody is asked about it."""
+
+    duration_ms: int
+
+
+@dataclass(frozen=True)
 class _Ready:
     """The worker loaded its plugins (``problems``: those that did not load, and why)."""
 
@@ -237,7 +298,7 @@ class _Failed:
 
 @dataclass(frozen=True)
 class _Ran:
-    result: Success | _Failed
+    result: Success | _Failed | _Cancelled
 
 
 @dataclass(frozen=True)
@@ -497,12 +558,18 @@ class WorkerPool:
         self._offer(worker)
 
     async def run(
-        self, manager: PluginManager, task: RegisteredTask, context: TaskExecutionContext
+        self,
+        manager: PluginManager,
+        task: RegisteredTask,
+        context: TaskExecutionContext,
+        cancel: AttemptCancel | None = None,
     ) -> Ran:
-        """Run one attempt in a worker, and ask ``dvp_task_failed`` if it failed."""
+        """Run one attempt in a worker, and ask ``dvp_task_failed`` if it failed; a cancelled
+        attempt (``cancel``) is a ``cancelled`` failure, about which nobody is asked."""
         worker = await self._acquire(manager)
+        began = time.monotonic()
         try:
-            outcome = await self._attempt(worker, task, context)
+            outcome = await self._attempt(worker, task, context, cancel)
         except BaseException as error:
             # Its worker may be in the middle of anything. Cancelled, the executor stops and
             # the grace period is over: the attempt is given back for another executor.
@@ -522,6 +589,9 @@ class WorkerPool:
             self._release(worker)
         if isinstance(outcome, Ran):
             return outcome
+        if cancel is not None and cancel.request is not None:
+            # Killed or dead after the cancel: what the operator asked for, whatever ended it.
+            return Ran(cancelled_failure(cancel.request, _ms(began)), None)
         return Ran(outcome, await self._ask(manager, task, context, outcome.error))
 
     async def close(self) -> None:
@@ -535,10 +605,14 @@ class WorkerPool:
     # -- one attempt ------------------------------------------------------------------------
 
     async def _attempt(
-        self, worker: _Worker, task: RegisteredTask, context: TaskExecutionContext
+        self,
+        worker: _Worker,
+        task: RegisteredTask,
+        context: TaskExecutionContext,
+        cancel: AttemptCancel | None,
     ) -> Ran | Failure:
         """The attempt and its decision; or the failure alone when the worker was lost
-        (killed at the deadline, or died), whose decision is asked elsewhere."""
+        (killed at the deadline or at a cancel, or died), whose decision is asked elsewhere."""
         timeout = task.spec.timeout_seconds
         try:
             order = worker.order(task, lambda key, ref: _Run(key, ref, context))
@@ -547,7 +621,9 @@ class WorkerPool:
         began = time.monotonic()
         await worker.send(order)
         try:
-            ran = await worker.answer(_Ran, timeout + KILL_GRACE_SECONDS)
+            ran = await self._answer(worker, timeout + KILL_GRACE_SECONDS, cancel, context, task)
+            if ran is None:
+                ran = _Ran(_Cancelled(_ms(began)))
         except TimeoutError:
             worker.kill()
             self._stats.workers_killed += 1
@@ -569,9 +645,49 @@ class WorkerPool:
             return result_of_exception(died, _ms(began))
         if isinstance(ran.result, Success):
             return Ran(ran.result, None)
+        if isinstance(ran.result, _Cancelled):
+            assert cancel is not None
+            assert cancel.request is not None
+            return Ran(cancelled_failure(cancel.request, ran.result.duration_ms), None)
         reported = ran.result.error
         failure = Failure(reported, ReportedFailure(reported.message), ran.result.duration_ms)
         return Ran(failure, await self._decision(worker, task, context))
+
+    async def _answer(
+        self,
+        worker: _Worker,
+        within: float,
+        cancel: AttemptCancel | None,
+        context: TaskExecutionContext,
+        task: RegisteredTask,
+    ) -> _Ran | None:
+        """The worker's answer to a `_Run`, within ``within`` seconds; once ``cancel`` fires,
+        the worker is told (`_Cancel`), and killed if it has not answered `KILL_GRACE_SECONDS`
+        later (then ``None``)."""
+        if cancel is None:
+            return await worker.answer(_Ran, within)
+        answer = asyncio.ensure_future(worker.answer(_Ran, within))
+        try:
+            if await until_cancelled(asyncio.shield(answer), cancel) is None:
+                await worker.send(_frame(_Cancel()))
+                await asyncio.wait((answer,), timeout=KILL_GRACE_SECONDS)
+                if not answer.done():
+                    worker.kill()
+                    self._stats.workers_killed += 1
+                    log.warning(
+                        "attempt %d of %s (execution %s) was cancelled and its plugin did not "
+                        "stop within %gs; its worker process %d was killed",
+                        context.attempt,
+                        task.task_id,
+                        context.execution_id,
+                        KILL_GRACE_SECONDS,
+                        worker.pid,
+                        extra=_log_fields(context),
+                    )
+                    return None
+            return answer.result()
+        finally:
+            answer.cancel()
 
     async def _ask(
         self,
@@ -956,15 +1072,26 @@ def serve_worker(orders: socket.socket, answers: socket.socket, setup: _WorkerSe
     asyncio.run(_serve(orders, link, manager, setup.decision_timeout_seconds))
 
 
-async def _serve(
-    orders: socket.socket, link: _Link, manager: PluginManager, decision_timeout: float
-) -> None:
-    reader, _ = await asyncio.open_unix_connection(sock=orders)
-    plugins = {plugin.name: plugin for plugin in manager.plugins}
-    refs: dict[_TaskKey, _TaskRef] = {}
-    while True:
+class _Orders:
+    """The executor's orders, read one frame at a time; a read once begun is kept for the next
+    `take` (a frame read half is lost), so an attempt can run while the next order is awaited."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._next: asyncio.Future[object] | None = None
+
+    def arriving(self) -> asyncio.Future[object]:
+        """The next order, as a future."""
+        if self._next is None:
+            self._next = asyncio.ensure_future(_read_frame(self._reader))
+        return self._next
+
+    async def take(self) -> object:
+        """The next order; the process exits if the executor closed the socket or sent
+        something unreadable."""
+        arriving = self.arriving()
         try:
-            order = await _read_frame(reader)
+            order = await arriving
         except (asyncio.IncompleteReadError, ConnectionError):
             _exit_now(0)  # the executor closed the socket, or died
         except Exception as error:
@@ -975,6 +1102,42 @@ async def _serve(
                 error,
             )
             _exit_now(70)
+        self._next = None
+        return order
+
+
+async def _run_unless_cancelled(
+    manager: PluginManager, task: RegisteredTask, context: TaskExecutionContext, orders: _Orders
+) -> AttemptResult | _Cancelled:
+    """The attempt, cancelled if the executor sends `_Cancel` while it runs."""
+    began = time.monotonic()
+    running = asyncio.ensure_future(run_attempt(manager, task, context))
+    while True:
+        await asyncio.wait((running, orders.arriving()), return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            return running.result()
+        order = await orders.take()
+        if not isinstance(order, _Cancel):
+            running.cancel()
+            raise TypeError(f"the executor sent {type(order).__name__} while an attempt ran")
+        running.cancel()
+        await asyncio.wait((running,))
+        if not running.cancelled():
+            running.exception()  # retrieved, so that nothing is logged about it
+        return _Cancelled(_ms(began))
+
+
+async def _serve(
+    orders_socket: socket.socket, link: _Link, manager: PluginManager, decision_timeout: float
+) -> None:
+    reader, _ = await asyncio.open_unix_connection(sock=orders_socket)
+    orders = _Orders(reader)
+    plugins = {plugin.name: plugin for plugin in manager.plugins}
+    refs: dict[_TaskKey, _TaskRef] = {}
+    while True:
+        order = await orders.take()
+        if isinstance(order, _Cancel):
+            continue  # for an attempt that had ended when it came
         if not isinstance(order, _Run | _Ask):
             raise TypeError(f"the executor sent {type(order).__name__}, not an order")
         if order.ref is not None:
@@ -1003,8 +1166,8 @@ async def _serve(
             link.send(_Ran(_Failed(missing, 0)))
             link.send(_Decided(None))
             continue
-        result = await run_attempt(manager, task, order.context)
-        if isinstance(result, Success):
+        result = await _run_unless_cancelled(manager, task, order.context, orders)
+        if isinstance(result, Success | _Cancelled):
             link.send(_Ran(result))
             continue
         link.send(_Ran(_Failed(result.error, result.duration_ms)))

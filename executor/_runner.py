@@ -4,7 +4,9 @@
 over; in a worker process, killed), ``dvp_task_failed`` decides a failure, the outcome is
 recorded, and only then is the ``TaskDue`` acknowledged. A redelivered attempt whose outcome
 is already in the stream is acknowledged without running again. Where the plugin runs is the
-`RunAttempt` given: in this event loop, or in a worker process (`executor._isolation`).
+`RunAttempt` given: in this event loop, or in a worker process (`executor._isolation`). An
+operator's cancel (`executor._cancel`) cuts the plugin short, or keeps an attempt it reaches
+before the start from running: the outcome is ``TaskFailed``, kind and reason ``cancelled``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from contracts import (
     Event,
     EventDecodeError,
     RetryScheduled,
+    TaskCancelRequested,
     TaskDue,
     TaskFailed,
     TaskSucceeded,
@@ -34,6 +37,7 @@ from contracts.describe import describe_event, event_log_fields
 from contracts.inbound import read_event
 from dvp_cms.plugins import PluginManager, RegisteredTask
 from executor import _stream
+from executor._cancel import AttemptCancel, CancelWatch, cancelled_failure
 from executor._isolation import RunAttempt
 from executor._registrar import Registrar
 from executor._stats import ExecutorStats
@@ -64,6 +68,7 @@ class AttemptRunner:
         registrar: which plugin owns a task.
         settings: the worker name recorded in the events.
         run_attempt: runs the plugin's attempt and asks ``dvp_task_failed`` if it failed.
+        cancels: the operators' cancel requests, by attempt in flight.
         stats: where the attempts are counted.
         clock: the current UTC time (for the events).
         jitter: a number in [0, 1) for the default policy's backoff.
@@ -76,6 +81,7 @@ class AttemptRunner:
         registrar: Registrar,
         settings: ExecutorSettings,
         run_attempt: RunAttempt,
+        cancels: CancelWatch,
         *,
         stats: ExecutorStats,
         clock: Callable[[], datetime],
@@ -86,6 +92,7 @@ class AttemptRunner:
         self._registrar = registrar
         self._settings = settings
         self._run_attempt = run_attempt
+        self._cancels = cancels
         self._stats = stats
         self._clock = clock
         self._jitter = jitter
@@ -119,7 +126,13 @@ class AttemptRunner:
             if metadata.num_delivered > 1 and await self._already_recorded(due, sequence, task):
                 await _settle(delivery, "ack")
                 return
-            outcome = await self._run(due, task)
+            with self._cancels.watch(due) as cancel:
+                if self._cancels.may_be_unheard(due, metadata.timestamp):
+                    await self._cancels.look_up(self._js, due, cancel)
+                if cancel.request is not None:
+                    outcome = self._not_run(due, task, cancel.request)
+                else:
+                    outcome = await self._run(due, task, cancel)
             await self._record(outcome)
             await _settle(delivery, "ack")
             self._count(outcome)
@@ -181,7 +194,21 @@ class AttemptRunner:
         )
         return True
 
-    async def _run(self, due: TaskDue, task: RegisteredTask) -> _Outcome:
+    def _not_run(
+        self, due: TaskDue, task: RegisteredTask, request: TaskCancelRequested
+    ) -> _Outcome:
+        """The outcome of an attempt cancelled before it started: it is not started."""
+        return outcome_event(
+            due,
+            cancelled_failure(request, 0, " (before it started)"),
+            worker=self._settings.worker,
+            max_retries=task.spec.max_retries,
+            decision=None,
+            now=self._clock(),
+            jitter=0.0,
+        )
+
+    async def _run(self, due: TaskDue, task: RegisteredTask, cancel: AttemptCancel) -> _Outcome:
         manager = self._registrar.manager
         started = started_event(
             due,
@@ -198,7 +225,7 @@ class AttemptRunner:
             sent = None
         self._stats.started += 1
         try:
-            outcome = await self._attempt(manager, due, task, started.deadline)
+            outcome = await self._attempt(manager, due, task, started.deadline, cancel)
             await self._record(started, sent)
         except BaseException:
             if sent is not None:
@@ -207,7 +234,12 @@ class AttemptRunner:
         return outcome
 
     async def _attempt(
-        self, manager: PluginManager, due: TaskDue, task: RegisteredTask, deadline: datetime
+        self,
+        manager: PluginManager,
+        due: TaskDue,
+        task: RegisteredTask,
+        deadline: datetime,
+        cancel: AttemptCancel,
     ) -> _Outcome:
         spec = task.spec
         previous = None
@@ -219,7 +251,7 @@ class AttemptRunner:
         context = execution_context(
             due, max_retries=spec.max_retries, deadline=deadline, previous_error=previous
         )
-        ran = await self._run_attempt(manager, task, context)
+        ran = await self._run_attempt(manager, task, context, cancel)
         return outcome_event(
             due,
             ran.result,
@@ -276,6 +308,8 @@ class AttemptRunner:
             level = logging.INFO
         else:
             self._stats.failed += 1
+            if outcome.reason == "cancelled":
+                self._stats.cancelled += 1
             level = logging.WARNING
         if log.isEnabledFor(level):
             log.log(level, "%s", describe_event(outcome), extra=event_log_fields(outcome))

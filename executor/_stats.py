@@ -26,6 +26,8 @@ class ExecutorStats:
     """Redelivered attempts whose outcome was already in the stream: acked, not run again."""
     returned: int = 0
     """Attempts cancelled at shutdown and given back for redelivery."""
+    cancelled: int = 0
+    """Attempts ended by an operator's cancel (``TaskFailed``, reason ``cancelled``)."""
     registered: int = 0
     unregistered: int = 0
     plugin_errors: int = 0

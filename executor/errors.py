@@ -33,5 +33,10 @@ class WorkerDiedError(ExecutorError):
     out-of-memory killer), or could not start."""
 
 
+class AttemptCancelledError(ExecutorError):
+    """An operator cancelled the attempt (``dvp-scheduler cancel``); ``str()`` says who and
+    why. No ``dvp_task_failed`` is asked and no attempt follows."""
+
+
 class ExecutorSetupError(ExecutorError, ServiceStartupError):
     """The executor cannot start: the stream or its consumer is missing or unusable."""

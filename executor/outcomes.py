@@ -8,6 +8,7 @@ Running an attempt and classifying what the plugin did is the plugin host's part
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Final, Literal
 
 from contracts import (
     Outcome,
@@ -21,6 +22,12 @@ from contracts import (
 from contracts.outcomes import failure_outcome
 from dvp_cms.plugins.attempts import AttemptResult, Success
 from dvp_cms.plugins.hooks.scheduled_tasks import TaskExecutionContext
+
+_PLUGIN_TRIGGERS: Final[dict[str, Literal["manual", "catchup"]]] = {
+    "rerun": "manual",
+    "backfill": "catchup",
+    "once": "manual",
+}
 
 
 def execution_context(
@@ -37,9 +44,10 @@ def execution_context(
         execution_id=due.execution_id,
         attempt=due.attempt,
         scheduled_for=due.scheduled_for,
-        # A re-run is a run started by hand: the plugin API knows schedule, catchup, retry and
-        # manual, and plugins written from it must not meet a value it does not list.
-        trigger="manual" if due.trigger == "rerun" else due.trigger,
+        # The plugin API knows schedule, catchup, retry and manual, and plugins written from
+        # it must not meet a value it does not list: a re-run and a one-off run are runs
+        # started by hand, a backfill a past fire run late (its scheduled_for is that fire).
+        trigger=_PLUGIN_TRIGGERS.get(due.trigger, due.trigger),
         deadline=deadline,
         max_attempts=1 + max_retries,
         previous_error=previous_error,

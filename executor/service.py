@@ -3,7 +3,8 @@ attempts taken from its tenants' durable pull consumers (one per tenant, shared 
 executor that serves the tenant).
 
 The parts: `Registrar` (plugins, registry, registrations), `WorkFeed` (pull loop, attempts in
-flight, heartbeats), `AttemptRunner` (one attempt) and, with ``isolation="process"``, the
+flight, heartbeats), `AttemptRunner` (one attempt), `CancelWatch` (operators' cancel requests,
+heard as they are published) and, with ``isolation="process"``, the
 `WorkerPool` whose processes run the plugins' attempts. Heartbeats (in-progress acks) keep a
 long attempt from being redelivered while this executor lives; an executor that dies has its
 attempts redelivered to the others after the consumer's ack wait.
@@ -21,6 +22,7 @@ from typing import Any, Final
 from contracts.stream import executor_durable
 from dvp_cms.plugins import Plugin, RegisteredTask
 from executor import _stream
+from executor._cancel import CancelWatch
 from executor._isolation import RunAttempt, WorkerPool, run_inline
 from executor._registrar import Registrar
 from executor._runner import AttemptRunner
@@ -89,6 +91,7 @@ class Executor(NatsService):
         self._ack_wait = self._settings.ack_wait_seconds
         self._publisher: AckedPublisher | None = None
         self._work: WorkFeed | None = None
+        self._cancels: CancelWatch | None = None
 
     # -- public surface -------------------------------------------------------------------
 
@@ -190,12 +193,15 @@ class Executor(NatsService):
             run_attempt = partial(run_inline, decision_timeout=settings.decision_timeout_seconds)
         self._publisher = publisher = AckedPublisher(nc, _PUBLISH_TIMEOUT_SECONDS)
         await publisher.start()
+        self._cancels = cancels = CancelWatch(nc, settings.tenants, self._clock)
+        await cancels.start()
         runner = AttemptRunner(
             js,
             publisher,
             self._registrar,
             settings,
             run_attempt,
+            cancels,
             stats=self._stats,
             clock=self._clock,
             jitter=self._jitter,
@@ -239,6 +245,9 @@ class Executor(NatsService):
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             await publisher.close()
+        cancels, self._cancels = self._cancels, None
+        if cancels is not None:
+            await cancels.close()
 
     def _client_name(self) -> str:
         return f"dvp-executor {self._settings.worker}"
@@ -250,3 +259,13 @@ class Executor(NatsService):
     async def _reconnected(self) -> None:
         if self._work is not None:
             self._work.reset()
+        if self._cancels is not None:
+            self._cancels.reconnected()
+            self.spawn(self._look_up_cancels(self._cancels))
+
+    async def _look_up_cancels(self, cancels: CancelWatch) -> None:
+        """Cancel requests made while disconnected, for the attempts in flight."""
+        try:
+            await cancels.look_up_in_flight(self.nc.jetstream())
+        except Exception as error:
+            self.log.warning("reading the cancel requests after a reconnect failed: %s", error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import nats.errors
@@ -36,6 +37,22 @@ async def last_message(
         return await js.get_last_msg(STREAM_NAME, subject_name, direct=direct)
     except NotFoundError:
         return None
+
+
+async def messages_after(
+    js: JetStreamContext, subject_name: str, after: int, *, limit: int
+) -> AsyncIterator[RawStreamMsg]:
+    """The stream's messages on ``subject_name`` after sequence ``after``, oldest first, at
+    most ``limit`` of them: one get by sequence each, from the leader (which the ticker's and
+    the admin's grants allow, a tenant's do not)."""
+    sequence = after + 1
+    for _ in range(limit):
+        try:
+            raw = await js.get_msg(STREAM_NAME, seq=sequence, subject=subject_name, next=True)
+        except NotFoundError:
+            return
+        yield raw
+        sequence = int(raw.seq or 0) + 1
 
 
 def decode_stored(raw: RawStreamMsg) -> Event | None:

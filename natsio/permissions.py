@@ -40,7 +40,8 @@ TENANT_ROLES: Final[frozenset[Role]] = frozenset({"executor", "operator", "subsc
 ROLE_SUMMARIES: Final[dict[Role, str]] = {
     "executor": "runs one tenant's plugins: takes its TaskDue, records attempts and outcomes, "
     "registers its tasks",
-    "operator": "pauses, resumes, triggers and re-runs one tenant's tasks; reads its subjects",
+    "operator": "pauses, resumes, triggers, re-runs and cancels one tenant's tasks; reads its "
+    "subjects",
     "subscriber": "reads one tenant's events through one durable consumer",
     "ticker": "fires every tenant's schedules and retries",
     "projector": "reads every tenant's events and answers the queries",
@@ -110,6 +111,9 @@ def role_permissions(
             ),
             *_reads(tenant_id),
         ]
+        # Cancel requests are heard as they are published (a core subscription), by every
+        # executor of the tenant.
+        subscribe.append(subject_filter(tenant_id, EventKind.CANCEL))
     elif role == "operator":
         assert tenant_id is not None
         publish = [
@@ -158,9 +162,16 @@ _EXECUTOR_KINDS: Final = (
     EventKind.STARTED,
     *_OUTCOME_KINDS,
 )
-_OPERATOR_KINDS: Final = (EventKind.PAUSED, EventKind.RESUMED, EventKind.DUE)
-_TICKER_KINDS: Final = (EventKind.DUE, EventKind.SKIPPED, *_OUTCOME_KINDS)
-"""The ticker records fires and skips, and closes a lost attempt with its outcome."""
+_OPERATOR_KINDS: Final = (
+    EventKind.PAUSED,
+    EventKind.RESUMED,
+    EventKind.DUE,
+    EventKind.CANCEL,
+    EventKind.SCHEDULED,
+)
+_TICKER_KINDS: Final = (EventKind.DUE, EventKind.SKIPPED, EventKind.SCHEDULED, *_OUTCOME_KINDS)
+"""The ticker records fires and skips, takes a one-off run that fired off its task's list, and
+closes a lost attempt (or a cancelled retry) with its outcome."""
 
 
 def _named_consumer(name: str, filter_subject: str, *, pull: bool) -> list[str]:

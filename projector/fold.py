@@ -16,6 +16,8 @@ from contracts.errors import EventDecodeError
 from contracts.events import (
     Event,
     RetryScheduled,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
     TaskFailed,
     TaskPaused,
@@ -84,7 +86,16 @@ def ingest(
 
 
 def _registered(state: ProjectionState, task: TaskState, event: TaskRegistered) -> None:
-    _set_invalid(state, task, registered=True, reason=registration_problem(event))
+    problem = registration_problem(event)
+    if problem is not None:
+        task.schedule_since = None
+    elif (
+        task.schedule_since is None
+        or task.spec is None
+        or task.spec.schedule != event.spec.schedule
+    ):
+        task.schedule_since = event.occurred_at
+    _set_invalid(state, task, registered=True, reason=problem)
     task.registered = True
     task.plugin = event.plugin
     task.plugin_version = event.plugin_version
@@ -97,6 +108,7 @@ def _registered(state: ProjectionState, task: TaskState, event: TaskRegistered) 
 def _unregistered(state: ProjectionState, task: TaskState, event: TaskUnregistered) -> None:
     _set_invalid(state, task, registered=False, reason=task.invalid_reason)
     task.registered = False
+    task.schedule_since = None
     task.unregistered_at = event.occurred_at
 
 
@@ -119,6 +131,8 @@ def _paused(state: ProjectionState, task: TaskState, event: TaskPaused) -> None:
 
 
 def _resumed(state: ProjectionState, task: TaskState, event: TaskResumed) -> None:
+    if task.paused and task.schedule_since is not None:
+        task.schedule_since = max(task.schedule_since, event.occurred_at)
     task.paused = False
     task.status_note = event.note
     task.status_actor = event.actor
@@ -184,6 +198,8 @@ def _succeeded(state: ProjectionState, task: TaskState, event: TaskSucceeded) ->
     execution.ended_at = event.occurred_at
     task.succeeded += 1
     task.consecutive_failures = 0
+    if task.last_succeeded_at is None or event.occurred_at > task.last_succeeded_at:
+        task.last_succeeded_at = event.occurred_at
     _ended(task, event.execution_id, event)
 
 
@@ -211,6 +227,20 @@ def _failed(state: ProjectionState, task: TaskState, event: TaskFailed) -> None:
     task.consecutive_failures += 1
     task.last_error = event.error
     _ended(task, event.execution_id, event)
+
+
+def _cancel_requested(state: ProjectionState, task: TaskState, event: TaskCancelRequested) -> None:
+    """Noted on the execution, if the history has it; its ``TaskFailed`` (kind
+    ``cancelled``) is what ends it."""
+    execution = task.executions.get(event.execution_id)
+    if execution is not None and execution.cancel_requested_at is None:  # the first one counts
+        execution.cancel_requested_at = event.occurred_at
+        execution.cancel_note = event.note
+        execution.cancelled_by = event.actor
+
+
+def _scheduled_runs(state: ProjectionState, task: TaskState, event: ScheduledRunsChanged) -> None:
+    task.scheduled_runs = event.runs
 
 
 def _attempt_ended(
@@ -295,4 +325,6 @@ _HANDLERS: Final[dict[type[Any], Callable[[ProjectionState, TaskState, Any], Non
     TaskSucceeded: _succeeded,
     RetryScheduled: _retry_scheduled,
     TaskFailed: _failed,
+    TaskCancelRequested: _cancel_requested,
+    ScheduledRunsChanged: _scheduled_runs,
 }

@@ -8,7 +8,7 @@ projector answers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -26,6 +26,7 @@ from contracts.queries import (
     TASKS_QUERY,
 )
 from projector.errors import AmbiguousTaskError, QueryError, UnknownTaskError
+from projector.overdue import OverdueWatch
 from projector.state import ProjectionState
 from projector.views import (
     execution_view,
@@ -41,6 +42,9 @@ DEFAULT_QUERY_TIMEOUT: Final = 2.0
 
 _REPLY_BUDGET: Final = 0.8
 """Share of the server's max payload a reply may fill (the rest is headroom for framing)."""
+
+STATUS_OVERDUE_LIMIT: Final = 50
+"""Overdue tasks a status reply names (the latest first); ``overdue_tasks`` counts them all."""
 
 
 class TasksRequest(msgspec.Struct, kw_only=True):
@@ -75,8 +79,21 @@ class ExecutionRequest(msgspec.Struct, kw_only=True):
     tenant_id: str | None = None
 
 
+class OverdueTask(msgspec.Struct, kw_only=True):
+    """A task whose last success is older than its schedule allows (`contracts.overdue`)."""
+
+    tenant_id: str
+    task_id: str
+    overdue_at: UtcDatetime
+    """When it became overdue."""
+    overdue_seconds: float
+    """How long past ``overdue_at`` it was when the projector answered."""
+    last_succeeded_at: UtcDatetime | None
+    """``None``: it never succeeded since it was registered."""
+
+
 class StatusReply(msgspec.Struct, kw_only=True):
-    """How far a projector has read."""
+    """How far a projector has read, and which tasks are overdue."""
 
     sequence: int
     events_applied: int
@@ -85,13 +102,36 @@ class StatusReply(msgspec.Struct, kw_only=True):
     tasks: int
     invalid_tasks: int = 0
     """Registered tasks whose registration is invalid (shown as ``invalid``, never scheduled)."""
+    overdue_tasks: int = 0
+    """Tasks overdue when the projector answered."""
+    overdue: list[OverdueTask] = []
+    """The latest of them, at most `STATUS_OVERDUE_LIMIT`, the latest first."""
 
 
 _json: Final = msgspec.json.Encoder()
 
 
-def status_of(state: ProjectionState) -> StatusReply:
-    """The `StatusReply` of a state."""
+def status_of(
+    state: ProjectionState, watch: OverdueWatch | None = None, now: datetime | None = None
+) -> StatusReply:
+    """The `StatusReply` of a state; the overdue tasks at ``now`` (the clock, unless given) by
+    ``watch`` (one refreshed here, unless given)."""
+    if watch is None:
+        watch = OverdueWatch()
+    watch.refresh(state)
+    late = watch.overdue(now or datetime.now(UTC))
+    overdue: list[OverdueTask] = []
+    for key, seconds in late[:STATUS_OVERDUE_LIMIT]:
+        task = state.tasks[key]
+        overdue.append(
+            OverdueTask(
+                tenant_id=task.tenant_id,
+                task_id=task.task_id,
+                overdue_at=watch.deadlines[key],
+                overdue_seconds=seconds,
+                last_succeeded_at=task.last_succeeded_at,
+            )
+        )
     return StatusReply(
         sequence=state.sequence,
         events_applied=state.events_applied,
@@ -99,15 +139,21 @@ def status_of(state: ProjectionState) -> StatusReply:
         invalid_messages=state.invalid_messages,
         tasks=len(state.tasks),
         invalid_tasks=state.invalid_tasks,
+        overdue_tasks=len(late),
+        overdue=overdue,
     )
 
 
 class QueryHandlers:
-    """Answer queries from a live `ProjectionState` (read in the event loop, never copied)."""
+    """Answer queries from a live `ProjectionState` (read in the event loop, never copied);
+    ``watch`` is told of every task the state's events change."""
 
-    def __init__(self, state: Callable[[], ProjectionState], max_payload: int) -> None:
+    def __init__(
+        self, state: Callable[[], ProjectionState], max_payload: int, watch: OverdueWatch
+    ) -> None:
         self._state = state
         self._budget = int(max_payload * _REPLY_BUDGET)
+        self._watch = watch
 
     async def tasks(self, request: Request) -> None:
         """Reply to a `TasksRequest`."""
@@ -117,6 +163,8 @@ class QueryHandlers:
             await request.respond_error("400", f"bad tasks request: {error}")
             return
         state = self._state()
+        self._watch.refresh(state)
+        deadlines = self._watch.deadlines
         keys = sorted(
             key
             for key, task in state.tasks.items()
@@ -129,7 +177,7 @@ class QueryHandlers:
         next_key: str | None = None
         last_key: str | None = None
         for key in keys:
-            part = _json.encode(task_view(state.tasks[key]))
+            part = _json.encode(task_view(state.tasks[key], deadlines))
             if parts and size + len(part) > self._budget:
                 next_key = last_key
                 break
@@ -209,7 +257,7 @@ class QueryHandlers:
 
     async def status(self, request: Request) -> None:
         """Reply with the projector's `StatusReply`."""
-        await request.respond(_json.encode(status_of(self._state())))
+        await request.respond(_json.encode(status_of(self._state(), self._watch)))
 
 
 async def _ask(nc: Client, subject: str, payload: bytes, answer_within: float) -> Any | None:

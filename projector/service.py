@@ -43,6 +43,7 @@ from contracts.queries import (
     task_state_key,
 )
 from contracts.stream import STREAM_NAME
+from natsio.backlog import Backlog, read_backlog
 from natsio.provision import ensure_stream, ensure_task_state_bucket
 from natsio.reader import OrderedReader, reader_client_class
 from natsio.service import NatsService
@@ -58,8 +59,9 @@ from projector.checkpoint import (
 )
 from projector.errors import CheckpointError
 from projector.fold import ingest
+from projector.overdue import OverdueWatch, TaskHealth, TaskSeries, task_series
 from projector.queries import QueryHandlers
-from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState
+from projector.state import DEFAULT_HISTORY_LIMIT, ProjectionState, task_key
 from projector.views import task_view
 
 log = logging.getLogger("dvp_scheduler.projector")
@@ -69,6 +71,16 @@ SERVICE_VERSION: Final = "1.0.0"
 
 _MIRROR_BATCH: Final = 256
 """Key-value puts in flight at once."""
+
+_HEALTH_INTERVAL: Final = 2.0
+"""Seconds between rebuilds of the per-task metrics' snapshot (only when a task changed): a
+rebuild walks every task, and a scrape comes every 15 s or so."""
+
+_BACKLOG_INTERVAL: Final = 5.0
+"""Seconds between reads of the stream's and its consumers' info, for the metrics."""
+
+DEFAULT_TASK_METRICS_LIMIT: Final = 1000
+"""Tasks with per-task metrics series, unless ``task_metrics_limit`` says otherwise."""
 
 
 class ProjectorSettings(ServiceSettings):
@@ -92,6 +104,13 @@ class ProjectorSettings(ServiceSettings):
     mirror: bool = Field(
         default=True, description="mirror each task's state into the dvp-task-state KV bucket"
     )
+    task_metrics_limit: int = Field(
+        default=DEFAULT_TASK_METRICS_LIMIT,
+        ge=0,
+        description="tasks with per-task metrics (dvp_task_overdue, "
+        "dvp_task_last_success_timestamp_seconds): the overdue ones first, then the others by "
+        "tenant and task",
+    )
 
 
 class Projector(NatsService):
@@ -108,6 +127,15 @@ class Projector(NatsService):
         self._checkpointed = 0
         self._next_checkpoint = 0.0
         self._dirty: set[str] = set()
+        self._watch = OverdueWatch()
+        self._health: tuple[TaskHealth, ...] = ()
+        """Every registered task's deadline and last success, rebuilt by the housekeeping loop
+        (at most `_HEALTH_INTERVAL` old): immutable, so the metrics thread may read it."""
+        self._health_built = float("-inf")
+        self._health_generation = -1
+        self._backlog: Backlog | None = None
+        self._next_backlog = 0.0
+        self._backlog_failing = False
         self._kv: KeyValue | None = None
         self._service: Service | None = None
         self._reader: OrderedReader | None = None
@@ -127,6 +155,18 @@ class Projector(NatsService):
     def sequence(self) -> int:
         """The last stream sequence folded in."""
         return self._state.sequence
+
+    @property
+    def backlog(self) -> Backlog | None:
+        """The stream and what waits in it (executor queues, retries), read every
+        `_BACKLOG_INTERVAL` seconds for the metrics; ``None`` until read, or when the last read
+        failed. Immutable, so the metrics thread may read it."""
+        return self._backlog
+
+    def task_series(self, now: datetime) -> TaskSeries:
+        """The per-task metrics series to serve at ``now``: at most ``task_metrics_limit``,
+        the overdue ones first (`projector.overdue.task_series`). Safe from another thread."""
+        return task_series(self._health, now, self._settings.task_metrics_limit)
 
     @property
     def stats(self) -> ProjectorStats:
@@ -169,7 +209,7 @@ class Projector(NatsService):
         start_sequence = self._state.sequence + 1
         reader = self._reader = OrderedReader(nc, self._on_message, start_sequence=start_sequence)
         await self.patiently(f"for a consumer on {STREAM_NAME}", reader.start)
-        handlers = QueryHandlers(lambda: self._state, nc.max_payload)
+        handlers = QueryHandlers(lambda: self._state, nc.max_payload, self._watch)
         service = self._service = await add_service(
             nc,
             name=QUERY_SERVICE_NAME,
@@ -241,8 +281,11 @@ class Projector(NatsService):
             log.warning(
                 "message %d on %s is not a known event; skipped", sequence, subject.decode()
             )
-        elif self._kv is not None:
-            self._dirty.add(f"{event.tenant_id}.{event.task_id}")
+        else:
+            key = task_key(event.tenant_id, event.task_id)
+            self._watch.changed(key)
+            if self._kv is not None:
+                self._dirty.add(key)
 
     async def _housekeep(self) -> None:
         """Every ``mirror_interval``, a round of housekeeping, until the projector stops (then
@@ -264,12 +307,49 @@ class Projector(NatsService):
         round tries again."""
         loop = asyncio.get_running_loop()
         try:
+            self._update_health(loop.time())
             await self._mirror()
             if loop.time() >= self._next_checkpoint:
                 self._next_checkpoint = loop.time() + self._settings.checkpoint_interval
                 await self._checkpoint()
         except Exception as error:  # never let housekeeping die: the next round retries
             log.warning("housekeeping failed (%r); trying again", error)
+        if loop.time() >= self._next_backlog:
+            self._next_backlog = loop.time() + _BACKLOG_INTERVAL
+            await self._read_backlog()
+
+    async def _read_backlog(self) -> None:
+        """Read the stream's backlog for the metrics; a failure leaves none (the metrics say
+        nothing rather than something stale) and is logged once until a read succeeds."""
+        try:
+            async with asyncio.timeout(_BACKLOG_INTERVAL):
+                self._backlog = await read_backlog(self.nc.jetstream())
+        except (nats.errors.Error, OSError, TimeoutError) as error:
+            self._backlog = None
+            if not self._backlog_failing:
+                log.warning(
+                    "cannot read the stream's backlog for the metrics (%r); trying again every "
+                    "%.0f s",
+                    error,
+                    _BACKLOG_INTERVAL,
+                )
+            self._backlog_failing = True
+            return
+        if self._backlog_failing:
+            log.info("reading the stream's backlog for the metrics again")
+        self._backlog_failing = False
+
+    def _update_health(self, now: float) -> None:
+        """Rebuild the per-task metrics' snapshot when a task changed and the last rebuild is
+        old enough."""
+        if now - self._health_built < _HEALTH_INTERVAL:
+            return
+        watch = self._watch
+        watch.refresh(self._state)
+        if watch.generation != self._health_generation:
+            self._health = watch.health(self._state)
+            self._health_generation = watch.generation
+            self._health_built = now
 
     async def _mirror(self) -> None:
         """Write the changed tasks' current state to the key-value bucket."""
@@ -277,6 +357,8 @@ class Projector(NatsService):
             return
         kv = self._kv
         keys, self._dirty = self._dirty, set()
+        self._watch.refresh(self._state)
+        deadlines = self._watch.deadlines
         puts = []
         for key in keys:
             task = self._state.tasks.get(key)
@@ -287,7 +369,7 @@ class Projector(NatsService):
             except SchedulerError as error:
                 log.warning("task %r cannot be mirrored: %s", key, error)
                 continue
-            puts.append((bucket_key, msgspec.json.encode(task_view(task))))
+            puts.append((bucket_key, msgspec.json.encode(task_view(task, deadlines))))
         for start in range(0, len(puts), _MIRROR_BATCH):
             batch = puts[start : start + _MIRROR_BATCH]
             results = await asyncio.gather(

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from contracts.events import TaskError, TaskSpec, Trigger
+from contracts.events import ScheduledRun, TaskError, TaskSpec, Trigger
 from contracts.retry import FailureReason, RetryDecision
 
 DEFAULT_HISTORY_LIMIT: Final = 100
@@ -69,6 +69,11 @@ class ExecutionState(msgspec.Struct, kw_only=True, gc=False):
     outcome: ExecutionOutcome | None = None
     """``None`` while the execution is open."""
     ended_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    """When an operator asked to cancel it (``TaskCancelRequested``); ``None``: never."""
+    cancel_note: str = ""
+    cancelled_by: str = ""
+    """The actor of the cancel request."""
 
 
 class OpenExecution(msgspec.Struct, kw_only=True, gc=False):
@@ -117,6 +122,11 @@ class TaskState(msgspec.Struct, kw_only=True, gc=False):
     status_changed_at: datetime | None = None
     last_fire_at: datetime | None = None
     """The newest schedule fire seen (run, caught up or skipped)."""
+    schedule_since: datetime | None = None
+    """When the current schedule took effect: the registration that set it, or the last resume
+    if later (the ticker's ``since``); ``None`` while unregistered or invalid."""
+    last_succeeded_at: datetime | None = None
+    """When the newest ``TaskSucceeded`` was recorded."""
     open_executions: dict[str, OpenExecution] = {}
     """Executions that have not ended, by id, oldest opened first; at most the state's
     ``history_limit`` (an older one still open is taken for lost)."""
@@ -131,6 +141,8 @@ class TaskState(msgspec.Struct, kw_only=True, gc=False):
     last_skip_reason: str | None = None
     last_skipped_at: datetime | None = None
     last_event_at: datetime | None = None
+    scheduled_runs: tuple[ScheduledRun, ...] = ()
+    """The one-off runs still to come (``trigger --at``), earliest first."""
     executions: dict[str, ExecutionState] = {}
     """Newest last, at most the state's ``history_limit``."""
 

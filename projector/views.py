@@ -6,15 +6,17 @@ the task-state key-value bucket. Add fields freely; never rename or remove one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
 from contracts.errors import ScheduleError
-from contracts.events import TaskError, Trigger
+from contracts.events import ScheduledRun, TaskError, Trigger
+from contracts.overdue import overdue_at, overdue_reference
 from contracts.retry import FailureReason, RetryDecision
-from contracts.schedule import next_fire_after
+from contracts.schedule import next_fire_in_window
 from projector.state import (
     AttemptOutcome,
     AttemptState,
@@ -22,6 +24,7 @@ from projector.state import (
     ExecutionState,
     ProjectionState,
     TaskState,
+    task_key,
 )
 
 TaskStatus = Literal["idle", "due", "running", "retrying", "paused", "unregistered", "invalid"]
@@ -73,6 +76,14 @@ class TaskView(msgspec.Struct, kw_only=True):
     """When the longest-waiting open attempt that no executor has taken yet became due."""
     invalid_reason: str | None = None
     """Why the registration breaks the registration rules (status ``invalid``), else ``None``."""
+    last_succeeded_at: datetime | None = None
+    """When the newest execution succeeded."""
+    overdue_at: datetime | None = None
+    """The instant after which the task is overdue unless it succeeds (`task_overdue_at`);
+    ``None`` when it is not watched: paused, unregistered or invalid. Compare it with the clock:
+    the view itself does not depend on when it is read."""
+    scheduled_runs: list[ScheduledRun] = []
+    """One-off runs still to come (``trigger --at``), earliest first."""
 
 
 class AttemptView(msgspec.Struct, kw_only=True):
@@ -112,6 +123,10 @@ class ExecutionView(msgspec.Struct, kw_only=True):
     """The execution this one runs again (trigger ``rerun``)."""
     reruns: list[str] = []
     """The executions that ran this one again, oldest first."""
+    cancel_requested_at: datetime | None = None
+    """When an operator asked to cancel it (``dvp-scheduler cancel``), else ``None``."""
+    cancel_note: str = ""
+    cancelled_by: str = ""
 
 
 class FailureView(msgspec.Struct, kw_only=True):
@@ -162,22 +177,48 @@ def execution_status(execution: ExecutionState) -> ExecutionStatus:
 
 
 def next_fire(task: TaskState) -> datetime | None:
-    """The schedule's first fire after the newest fire seen (or after registration); ``None``
-    when it does not fire (unregistered, invalid, paused)."""
+    """The schedule's first fire after the newest fire seen (or after registration) inside its
+    active window; ``None`` when it does not fire (unregistered, invalid, paused, its window
+    ended)."""
     if not task.registered or task.invalid_reason is not None or task.paused or task.spec is None:
         return None
     after = task.last_fire_at or task.registered_at
     if after is None:
         return None
     try:
-        return next_fire_after(task.spec.schedule, after)
+        return next_fire_in_window(task.spec.schedule, after)
     except (ScheduleError, ValueError):
         return None
 
 
-def task_view(task: TaskState) -> TaskView:
-    """The `TaskView` of one task."""
+def task_overdue_at(task: TaskState) -> datetime | None:
+    """The instant after which ``task`` is overdue (`contracts.overdue`), or ``None`` when it
+    is not watched: unregistered, invalid or paused."""
     spec = task.spec
+    since = task.schedule_since
+    if (
+        not task.registered
+        or task.invalid_reason is not None
+        or task.paused
+        or spec is None
+        or since is None
+    ):
+        return None
+    reference = overdue_reference(task.last_succeeded_at, since)
+    try:
+        return overdue_at(spec.schedule, spec.timeout_seconds, reference)
+    except (ScheduleError, ValueError, OverflowError):
+        return None
+
+
+def task_view(task: TaskState, deadlines: Mapping[str, datetime] | None = None) -> TaskView:
+    """The `TaskView` of one task. ``deadlines`` (`projector.overdue.OverdueWatch.deadlines`,
+    current with the task) spares computing its ``overdue_at`` again."""
+    spec = task.spec
+    if deadlines is None:
+        deadline = task_overdue_at(task)
+    else:
+        deadline = deadlines.get(task_key(task.tenant_id, task.task_id))
     return TaskView(
         tenant_id=task.tenant_id,
         task_id=task.task_id,
@@ -213,6 +254,9 @@ def task_view(task: TaskState) -> TaskView:
         last_event_at=task.last_event_at,
         waiting_since=task.waiting_since,
         invalid_reason=task.invalid_reason,
+        last_succeeded_at=task.last_succeeded_at,
+        overdue_at=deadline,
+        scheduled_runs=list(task.scheduled_runs),
     )
 
 
@@ -252,6 +296,9 @@ def execution_view(task: TaskState, execution: ExecutionState) -> ExecutionView:
         attempts=[attempt_view(a) for a in execution.attempts],
         rerun_of=execution.rerun_of,
         reruns=list(execution.reruns),
+        cancel_requested_at=execution.cancel_requested_at,
+        cancel_note=execution.cancel_note,
+        cancelled_by=execution.cancelled_by,
     )
 
 

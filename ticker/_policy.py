@@ -4,7 +4,8 @@ Nothing here does I/O. The service folds stream events into `TaskState` with `ap
 asks `next_due_instant` when to look at a task again, and asks `decide` what to publish then.
 
 The catch-up rule (docs/design.md, guarantee 4): at an instant ``now``, the fires of a task that are
-due are those after ``max(last fire, since)`` and up to ``now``, where ``since`` is the
+due are those after ``max(last fire, since)`` and up to ``now`` that lie in the schedule's active
+window (``start_at <= fire < end_at``), where ``since`` is the
 registration of the current schedule or the last resume. When exactly one fire is due and it is
 at most `ON_TIME_GRACE_SECONDS` late, it runs with trigger ``schedule``. Otherwise the ticker was
 not running at those instants: if the newest of them is inside the task's catch-up window they
@@ -17,6 +18,14 @@ is paused is recorded as ``TaskSkipped`` (reason ``paused``).
 Every execution ends (docs/design.md, guarantee 7): an attempt that started and has no outcome
 `LOST_AFTER_SECONDS` past its deadline is closed by the ticker with error kind ``lost``, as
 ``RetryScheduled`` or ``TaskFailed`` by the default retry policy (`lost_outcome`).
+
+An operator's one-off run (``trigger --at``) is published at its ``run_at`` as a ``TaskDue``
+(trigger ``once``, its own execution id), whether the task is paused or an execution is open,
+and then removed from the task's list (``ScheduledRunsChanged``, change ``fired``).
+
+A cancelled execution whose retry waits for its time is closed at once (`cancelled_retry`):
+``TaskFailed`` of the retry's attempt, error kind and reason ``cancelled``; the retry's
+``TaskDue`` is then never published (`retry_due`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ from typing import Final
 from contracts.events import (
     Event,
     RetryScheduled,
+    ScheduledRun,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
     TaskError,
     TaskFailed,
@@ -43,8 +55,8 @@ from contracts.events import (
     Trigger,
 )
 from contracts.identifiers import execution_id_for_fire
-from contracts.outcomes import failure_outcome
-from contracts.schedule import Schedule, next_fire_after
+from contracts.outcomes import cancel_applies, cancelled_error, failure_outcome
+from contracts.schedule import Schedule, next_fire_after, next_fire_in_window, window_after
 from contracts.validation import registration_problem
 
 ON_TIME_GRACE_SECONDS: Final = 1.0
@@ -66,8 +78,9 @@ the end instead, and the count is a lower bound: one decision never walks years 
 TaskKey = tuple[str, str]
 """(tenant id, task id)."""
 
-Decision = TaskDue | TaskSkipped | RetryScheduled | TaskFailed
-"""What the ticker publishes for a task: a run, a skipped fire, or a lost attempt closed."""
+Decision = TaskDue | TaskSkipped | RetryScheduled | TaskFailed | ScheduledRunsChanged
+"""What the ticker publishes for a task: a run, a skipped fire, a lost attempt or a cancelled
+retry closed, or a one-off run that fired taken off its list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +121,18 @@ class TaskState:
     such a task has no schedule, so nothing of it fires until a valid registration comes."""
     invalid_registrations: int = 0
     """How many invalid registrations of the task were applied (each is logged once)."""
+    retried: dict[str, int] = field(default_factory=dict)
+    """Open executions whose newest outcome is a ``RetryScheduled``: the attempt it retries."""
+    cancels: dict[str, TaskCancelRequested] = field(default_factory=dict)
+    """Cancel requests of open executions."""
+    ended: dict[str, None] = field(default_factory=dict)
+    """Executions whose ``TaskSucceeded`` or ``TaskFailed`` was applied, newest last (at most
+    `MAX_TRACKED_RUNNING`): a retry of one of them is never published."""
+    scheduled_runs: tuple[ScheduledRun, ...] = ()
+    """The one-off runs still to come, earliest first, as the newest ``ScheduledRunsChanged``
+    says."""
+    fired_runs: dict[str, None] = field(default_factory=dict)
+    """One-off runs of that list whose ``TaskDue`` was applied: to be taken off it."""
 
     @property
     def key(self) -> TaskKey:
@@ -167,6 +192,11 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             if state.since is not None:
                 state.since = max(state.since, event.occurred_at)
             return True
+        case ScheduledRunsChanged():
+            state.scheduled_runs = event.runs
+            waiting = {run.run_id for run in event.runs}
+            state.fired_runs = {r: None for r in state.fired_runs if r in waiting}
+            return True
         case TaskDue():
             _advance(state, event.fire_at)
             state.running[event.execution_id] = None
@@ -174,13 +204,21 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
                 oldest = next(iter(state.running))
                 del state.running[oldest]
                 state.started.pop(oldest, None)
+                state.retried.pop(oldest, None)
+                state.cancels.pop(oldest, None)
             started = state.started.get(event.execution_id)
             if started is not None and started.attempt < event.attempt:
                 del state.started[event.execution_id]  # a later attempt waits to be started
+            retried = state.retried.get(event.execution_id)
+            if retried is not None and retried < event.attempt:
+                del state.retried[event.execution_id]  # the retry was published
             if state.last_due is None or state.last_due[0] != event.execution_id:
                 state.last_due = (event.execution_id, event.attempt)
             else:
                 state.last_due = (event.execution_id, max(state.last_due[1], event.attempt))
+            if any(run.run_id == event.execution_id for run in state.scheduled_runs):
+                state.fired_runs[event.execution_id] = None
+                return True  # to be taken off the list at once
             return False
         case TaskSkipped():
             _advance(state, event.scheduled_for)
@@ -197,11 +235,30 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             return True
         case RetryScheduled():
             _attempt_ended(state, event.execution_id, event.attempt)
-            return False
+            execution_id = event.execution_id
+            if execution_id not in state.running or execution_id in state.ended:
+                return False
+            last_due = state.last_due
+            if last_due is not None and last_due[0] == execution_id and last_due[1] > event.attempt:
+                return False  # its next attempt was published already
+            state.retried[execution_id] = max(state.retried.get(execution_id, 0), event.attempt)
+            return execution_id in state.cancels  # a cancelled retry is closed at once
         case TaskSucceeded() | TaskFailed():
-            state.running.pop(event.execution_id, None)
-            state.started.pop(event.execution_id, None)
+            execution_id = event.execution_id
+            state.running.pop(execution_id, None)
+            state.started.pop(execution_id, None)
+            state.retried.pop(execution_id, None)
+            state.cancels.pop(execution_id, None)
+            state.ended[execution_id] = None
+            if len(state.ended) > MAX_TRACKED_RUNNING:
+                del state.ended[next(iter(state.ended))]
             return False
+        case TaskCancelRequested():
+            execution_id = event.execution_id
+            if execution_id not in state.running or execution_id in state.cancels:
+                return False  # ended already (or never seen), or asked before
+            state.cancels[execution_id] = event
+            return execution_id in state.retried
         case _:
             return False
 
@@ -299,6 +356,7 @@ def _newest_fires(schedule: Schedule, after: datetime, until: datetime) -> DueFi
 
 
 _MAX_SPAN_STEPS: Final = 100
+_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _after(state: TaskState) -> datetime | None:
@@ -323,31 +381,61 @@ def next_due_instant(
         after = _after(state)
         assert state.schedule is not None
         assert after is not None
-        fire = next_fire_after(state.schedule, after)
-        jitter = jitter_offset(state.tenant_id, state.task_id, fire, state.schedule.jitter_seconds)
-        instant = fire + timedelta(seconds=jitter) if jitter else fire
+        fire = next_fire_in_window(state.schedule, after)
+        if fire is not None:
+            spread = state.schedule.jitter_seconds
+            jitter = jitter_offset(state.tenant_id, state.task_id, fire, spread)
+            instant = fire + timedelta(seconds=jitter) if jitter else fire
     if state.started:
         lost_at = min(a.deadline for a in state.started.values()) + timedelta(seconds=lost_after)
         if instant is None or lost_at < instant:
             instant = lost_at
+    cancel = _cancelled_retry(state)
+    if cancel is not None and (instant is None or cancel[1].occurred_at < instant):
+        instant = cancel[1].occurred_at
+    if state.registered and state.scheduled_runs:
+        # The earliest: it is due at its run_at, or past it and fired (to be taken off).
+        run_at = min(run.run_at for run in state.scheduled_runs)
+        if instant is None or run_at < instant:
+            instant = run_at
     return instant
+
+
+def _cancelled_retry(state: TaskState) -> tuple[str, TaskCancelRequested] | None:
+    """An open execution whose retry waits and which an operator cancelled, if any."""
+    for execution_id, request in state.cancels.items():
+        retried = state.retried.get(execution_id)
+        if retried is not None and cancel_applies(request, execution_id, retried + 1):
+            return execution_id, request
+    return None
 
 
 def decide(
     state: TaskState, now: datetime, *, lost_after: float = LOST_AFTER_SECONDS
 ) -> Decision | None:
-    """What to publish for the task at ``now``: a lost attempt closed, a run, a recorded skip,
-    or nothing yet."""
+    """What to publish for the task at ``now``: a cancelled retry or a lost attempt closed, a
+    run, a recorded skip, or nothing yet."""
+    cancel = _cancelled_retry(state)
+    if cancel is not None:
+        execution_id, request = cancel
+        return cancelled_retry(state, execution_id, state.retried[execution_id], request, now)
     for execution_id, started in state.started.items():
         if started.deadline + timedelta(seconds=lost_after) <= now:
             return lost_outcome(state, execution_id, started, now, lost_after=lost_after)
     if not state.registered:
         return None
+    for run in state.scheduled_runs:
+        if run.run_id in state.fired_runs:
+            return _run_fired(state, run, now)
+        if run.run_at <= now:
+            return _one_off_due(state, run, now)
     schedule = state.schedule
     after = _after(state)
     assert schedule is not None
     assert after is not None
-    fires = fires_between(schedule, after, now)
+    # Only the fires inside the active window count: none before its start is caught up.
+    until = now if schedule.end_at is None else min(now, schedule.end_at - _ONE_MICROSECOND)
+    fires = fires_between(schedule, window_after(schedule, after), until)
     count, newest = fires.count, fires.newest
     if newest is None:
         return None
@@ -410,6 +498,34 @@ def decide(
     )
 
 
+def _one_off_due(state: TaskState, run: ScheduledRun, now: datetime) -> TaskDue:
+    """The ``TaskDue`` of an operator's one-off run: its own execution id, the schedule's last
+    fire carried over, as an operator's run does."""
+    return TaskDue(
+        tenant_id=state.tenant_id,
+        task_id=state.task_id,
+        occurred_at=now,
+        execution_id=run.run_id,
+        attempt=1,
+        trigger="once",
+        scheduled_for=run.run_at,
+        fire_at=state.last_fire,
+        actor=run.actor,
+    )
+
+
+def _run_fired(state: TaskState, run: ScheduledRun, now: datetime) -> ScheduledRunsChanged:
+    """The task's one-off runs without ``run``, whose ``TaskDue`` was published."""
+    return ScheduledRunsChanged(
+        tenant_id=state.tenant_id,
+        task_id=state.task_id,
+        occurred_at=now,
+        runs=tuple(r for r in state.scheduled_runs if r.run_id != run.run_id),
+        change="fired",
+        run_id=run.run_id,
+    )
+
+
 def lost_outcome(
     state: TaskState,
     execution_id: str,
@@ -445,17 +561,63 @@ def lost_outcome(
     )
 
 
+def cancelled_retry(
+    state: TaskState,
+    execution_id: str,
+    retried: int,
+    request: TaskCancelRequested,
+    now: datetime,
+) -> TaskFailed:
+    """The ``TaskFailed`` that closes a cancelled execution whose attempt ``retried`` was
+    retried: it is the outcome of the attempt that waits (``retried + 1``), which no worker
+    ran (``worker`` is empty), error kind and reason ``cancelled``. It shares that attempt's
+    outcome message id, so a ticker's close and an executor's outcome cannot both be kept."""
+    outcome = failure_outcome(
+        tenant_id=state.tenant_id,
+        task_id=state.task_id,
+        execution_id=execution_id,
+        attempt=retried + 1,
+        worker="",
+        duration_ms=0,
+        error=cancelled_error(request, f" (attempt {retried + 1} was waiting for its retry)"),
+        max_retries=state.max_retries,
+        decision=None,
+        now=now,
+        jitter=0.0,
+    )
+    assert isinstance(outcome, TaskFailed)  # a cancelled attempt is never retried
+    return outcome
+
+
 def _stable_fraction(text: str) -> float:
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def retry_due(state: TaskState, retry: RetryScheduled, now: datetime) -> TaskDue | None:
-    """The next attempt's ``TaskDue`` for ``retry``, or ``None`` if it was published already."""
+def retry_due(
+    state: TaskState,
+    retry: RetryScheduled,
+    now: datetime,
+    *,
+    cancel: TaskCancelRequested | None = None,
+    ended: bool = False,
+) -> TaskDue | TaskFailed | None:
+    """The next attempt's ``TaskDue`` for ``retry``; ``None`` if it was published already or
+    the execution has ended; the ``TaskFailed`` that closes it if it was cancelled.
+
+    ``cancel`` and ``ended`` are what a look-up in the stream found beyond ``state`` (which
+    knows the newest events of each subject, and what came since): a cancel request of the
+    execution recorded after the retry, and whether the execution ended since.
+    """
+    if ended or retry.execution_id in state.ended:
+        return None
     if state.last_due is not None:
         execution_id, attempt = state.last_due
         if execution_id == retry.execution_id and attempt > retry.attempt:
             return None
+    request = cancel or state.cancels.get(retry.execution_id)
+    if request is not None and cancel_applies(request, retry.execution_id, retry.attempt + 1):
+        return cancelled_retry(state, retry.execution_id, retry.attempt, request, now)
     return TaskDue(
         tenant_id=retry.tenant_id,
         task_id=retry.task_id,

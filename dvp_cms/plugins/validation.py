@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -76,7 +77,21 @@ def _schedule(schedule: TaskSchedule, tenant_id: str, task_id: str) -> Schedule:
         jitter_seconds=schedule.jitter_seconds,
         catchup_window_seconds=schedule.catchup_window_seconds,
         overlap=schedule.overlap,
+        alert_after_seconds=schedule.alert_after_seconds,
+        start_at=_utc(schedule.start_at),
+        end_at=_utc(schedule.end_at),
     )
+
+
+def _utc(instant: object) -> Any:
+    """An aware datetime in UTC (one form per instant, so the definition hash is stable);
+    anything else as it is, for `validate_spec` to name."""
+    if isinstance(instant, datetime) and instant.utcoffset() is not None:
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999: out of range, as validate_spec says
+            return instant
+    return instant
 
 
 def retry_decision(plugin: Plugin, decision: TaskRetryDecision) -> RetryDecision:

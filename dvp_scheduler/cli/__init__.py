@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from contracts import SchedulerError
 from dvp_scheduler import __version__
 from dvp_scheduler.cli import (
+    backfill,
+    cancel,
     dashboard,
     executor,
     init,
@@ -35,6 +37,8 @@ _COMMAND_MODULES = [
     status,
     operate,
     rerun,
+    cancel,
+    backfill,
     permissions,
     schema,
     dashboard,

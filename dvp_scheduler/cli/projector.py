@@ -23,6 +23,7 @@ _FLAGS: Final = {
     "history_limit": "--history-limit",
     "mirror": "--no-mirror",
     "grace_seconds": "--grace",
+    "task_metrics_limit": "--task-metrics-limit",
 }
 """The settings the command line sets, by field, with their flags."""
 
@@ -51,6 +52,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_setting(parser, ProjectorSettings, "history_limit", "--history-limit", metavar="N")
     add_setting(parser, ProjectorSettings, "mirror", "--no-mirror")
     add_setting(parser, ProjectorSettings, "grace_seconds", "--grace", metavar="SECONDS")
+    add_setting(
+        parser, ProjectorSettings, "task_metrics_limit", "--task-metrics-limit", metavar="N"
+    )
     add_metrics_arguments(parser)
     parser.set_defaults(handler=_run)
 

@@ -33,9 +33,11 @@ from contracts import (
     validate_schedule,
     validate_task_id,
 )
-from contracts.events import event_type
+from contracts.events import ScheduledRun, event_type
 from contracts.inbound import read_event
+from contracts.overdue import overdue_seconds
 from contracts.queries import FAILURES_QUERY, HISTORY_QUERY, TASKS_QUERY
+from contracts.schedule import next_fires_in_window
 from contracts.validation import registration_problem
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
@@ -44,6 +46,7 @@ from dvp_scheduler.cli._common import (
 )
 from dvp_scheduler.durations import short_duration as _duration
 from dvp_scheduler.errors import SettingsError
+from dvp_scheduler.operations import scheduled_runs
 from natsio import (
     NatsConnection,
     OrderedReader,
@@ -176,9 +179,20 @@ def _instant(text: str) -> datetime:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    items = _run(_tasks_async(args))
+    items = _with_lateness(_run(_tasks_async(args)), datetime.now(UTC))
     _print(args, items, _task_table)
     return 0
+
+
+def _with_lateness(items: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The task rows with ``overdue`` and ``overdue_seconds`` (how late) as of ``now``, from
+    their ``overdue_at``: the only fields of a row that depend on when it is read."""
+    for item in items:
+        deadline = item.get("overdue_at")
+        late = overdue_seconds(datetime.fromisoformat(deadline), now) if deadline else None
+        item["overdue"] = late is not None
+        item["overdue_seconds"] = late
+    return items
 
 
 async def _tasks_async(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -245,7 +259,7 @@ async def replay_state(nc: Client, until: datetime | None = None) -> ProjectionS
 
 
 def _replay(args: argparse.Namespace) -> int:
-    items = _run(_replay_async(args))
+    items = _with_lateness(_run(_replay_async(args)), args.until or datetime.now(UTC))
     _print(args, items, _task_table)
     return 0
 
@@ -352,20 +366,30 @@ def _next(args: argparse.Namespace) -> int:
         schedule = Schedule(cron_expression=args.cron, timezone=args.timezone)
         validate_schedule(schedule)
         fires = next_fires(schedule, datetime.now(UTC), max(0, args.n))
+        one_offs: dict[datetime, str] = {}
     else:
         validate_task_id(args.task_id)
-        fires, tenant, paused = _run(_next_async(args))
+        fires, tenant, paused, end_at, runs = _run(_next_async(args))
+        # An operator's one-off runs (trigger --at) come among the schedule's fires.
+        one_offs = {run.run_at: run.run_id for run in runs}
+        fires = sorted({*fires, *one_offs})[: max(0, args.n)]
         if paused:
             say(f"task {tenant}/{args.task_id} is paused: these fires wait for a resume")
+        if end_at is not None and len(fires) < max(0, args.n):
+            ended = end_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            say(f"task {tenant}/{args.task_id} fires no more after its active window's end {ended}")
     if args.json:
         print(json.dumps([f.isoformat().replace("+00:00", "Z") for f in fires]))
     else:
         for fire in fires:
-            print(fire.isoformat().replace("+00:00", "Z"))
+            once = f"  one-off run {one_offs[fire]}" if fire in one_offs else ""
+            print(fire.isoformat().replace("+00:00", "Z") + once)
     return 0
 
 
-async def _next_async(args: argparse.Namespace) -> tuple[list[datetime], str, bool]:
+async def _next_async(
+    args: argparse.Namespace,
+) -> tuple[list[datetime], str, bool, datetime | None, tuple[ScheduledRun, ...]]:
     async with _connected(args, "dvp-scheduler-next") as nc:
         js = nc.jetstream()
         tenant = args.tenant
@@ -397,8 +421,10 @@ async def _next_async(args: argparse.Namespace) -> tuple[list[datetime], str, bo
                 "definition"
             )
         paused = standing.paused
-        fires = next_fires(event.spec.schedule, datetime.now(UTC), max(0, args.n))
-        return fires, tenant, paused
+        schedule = event.spec.schedule
+        fires = next_fires_in_window(schedule, datetime.now(UTC), max(0, args.n))
+        runs, _ = await scheduled_runs(js, tenant, args.task_id)
+        return fires, tenant, paused, schedule.end_at, runs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,7 +516,16 @@ def _cut(text: str, width: int) -> str:
 
 
 def _status_cell(task: dict[str, Any], now: datetime) -> str:
-    """The status, and how long an attempt has waited for an executor, if one does."""
+    """The status, how long an attempt has waited for an executor, if one does, and how late
+    the task is, if it is overdue."""
+    cell = _activity_cell(task, now)
+    late = task.get("overdue_seconds")
+    if late is not None:
+        cell += f", overdue by {_duration(late)}"
+    return cell
+
+
+def _activity_cell(task: dict[str, Any], now: datetime) -> str:
     status: str = task["status"]
     if status == "invalid":
         return f"invalid: {task.get('invalid_reason') or 'its registration breaks the rules'}"

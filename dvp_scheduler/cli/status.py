@@ -1,5 +1,5 @@
 """``dvp-scheduler status``: is the scheduler keeping up? The stream, the work queued for the
-executors, the retries waiting, and how far behind the projector is."""
+executors, the retries waiting, how far behind the projector is, and the overdue tasks."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dvp_scheduler.cli._common import (
     connect_once,
     connection_from_arguments,
 )
+from dvp_scheduler.durations import short_duration
 from dvp_scheduler.status import SchedulerStatus, TenantQueue, scheduler_status
 from natsio import NatsConnection
 
@@ -25,10 +26,13 @@ __all__ = ["SchedulerStatus", "TenantQueue", "describe_status", "read_status", "
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "status",
-        help="the stream, the work queued for executors, retries waiting, the projector's lag",
+        help="the stream, the work queued for executors, retries waiting, the projector's "
+        "lag, overdue tasks",
         description="Say how the scheduler stands: the stream's size, the TaskDue queued for "
-        "the executors and the attempts running, the retries waiting for their time, and how "
-        "far behind the projector is. --json prints one object with stable field names.",
+        "the executors and the attempts running, the retries waiting for their time, how "
+        "far behind the projector is, and the tasks whose last success is older than their "
+        "schedule allows (overdue), with how late. --json prints one object with stable field "
+        "names.",
     )
     add_connection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -94,4 +98,25 @@ def describe_status(status: SchedulerStatus) -> str:
             f"projector  at sequence {status.projector_sequence:,} "
             f"({status.projector_lag:,} behind), {status.tasks:,} task(s)"
         )
+        lines.extend(_overdue_lines(status))
     return "\n".join(lines)
+
+
+def _overdue_lines(status: SchedulerStatus) -> list[str]:
+    """``overdue    none``, or how many tasks are overdue and the latest of them, how late."""
+    if not status.overdue_tasks:
+        return ["overdue    none"]
+    lines = [f"overdue    {status.overdue_tasks:,} task(s), the latest first:"]
+    for task in status.overdue:
+        last = (
+            f"last success {task.last_succeeded_at.isoformat().replace('+00:00', 'Z')}"
+            if task.last_succeeded_at is not None
+            else "no success since it was registered or resumed"
+        )
+        lines.append(
+            f"           {task.tenant_id}/{task.task_id}: overdue by "
+            f"{short_duration(task.overdue_seconds)} ({last})"
+        )
+    if status.overdue_tasks > len(status.overdue):
+        lines.append(f"           and {status.overdue_tasks - len(status.overdue):,} more")
+    return lines

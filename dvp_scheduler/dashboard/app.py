@@ -36,9 +36,9 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from contracts import SchedulerError, next_fires, validate_task_id, validate_tenant_id
+from contracts import SchedulerError, validate_task_id, validate_tenant_id
 from contracts.errors import ScheduleError
-from contracts.schedule import Schedule
+from contracts.schedule import Schedule, next_fires_in_window
 from dvp_scheduler import operations
 from dvp_scheduler.dashboard import tables
 from dvp_scheduler.dashboard._source import (
@@ -128,6 +128,7 @@ class Dashboard:
         self.templates.filters["when"] = _when
         self.templates.filters["ago"] = _ago
         self.templates.filters["duration"] = _duration
+        self.templates.filters["overdue_by"] = _overdue_by
 
     def _on_event(self, event: LiveEvent) -> None:
         self.rows.stale()
@@ -197,6 +198,12 @@ def _ago(value: str | datetime | None) -> str:
     seconds = (datetime.now(UTC) - instant).total_seconds()
     text = short_duration(abs(seconds))
     return f"{text} ago" if seconds >= 0 else f"in {text}"
+
+
+def _overdue_by(row: dict[str, Any]) -> str:
+    """How late an overdue task is (``3m12s``); empty when it is not overdue."""
+    late = tables.lateness(row, datetime.now(UTC))
+    return "" if late is None else short_duration(late)
 
 
 def _duration(ms: float | None) -> str:
@@ -287,6 +294,7 @@ def build_app(dashboard: Dashboard) -> Starlette:
             "queues": [q for q in (status.queues if status else []) if scope.sees(q.tenant_id)],
             "stream_problem": stream_problem,
             "failing": tables.most_failing(snapshot.rows, scope),
+            "overdue": tables.overdue(snapshot.rows, scope, now),
             "slowest": hour.slowest(scope),
         }
 
@@ -369,7 +377,8 @@ def build_app(dashboard: Dashboard) -> Starlette:
             words = schedule_in_words(schedule)
             with contextlib.suppress(ScheduleError, ValueError):
                 now = datetime.now(UTC)
-                fires = [(f.astimezone(ZoneInfo(zone)), f) for f in next_fires(schedule, now, 10)]
+                upcoming = next_fires_in_window(schedule, now, 10)
+                fires = [(f.astimezone(ZoneInfo(zone)), f) for f in upcoming]
         return {
             "tenant_id": tenant_id,
             "task_id": task_id,

@@ -1,5 +1,6 @@
 """The dashboard's pure logic over query rows: filtering and pages of tasks, the overview's
-counts, the last hour's chart (inline SVG), the outcome strip of an execution history."""
+counts and overdue tasks, the last hour's chart (inline SVG), the outcome strip of an execution
+history."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from html import escape
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from contracts.overdue import overdue_seconds
 from dvp_scheduler.dashboard.access import Scope
 
 PAGE_SIZE: Final = 50
@@ -123,6 +125,27 @@ def most_failing(rows: Iterable[Row], scope: Scope, limit: int = 5) -> list[Row]
     failing = [r for r in rows if scope.sees(r["tenant_id"]) and r.get("failed")]
     failing.sort(key=lambda r: (-r["failed"], -r["consecutive_failures"], r["task_id"]))
     return failing[:limit]
+
+
+def lateness(row: Row, now: datetime) -> float | None:
+    """How many seconds past its ``overdue_at`` the task is at ``now``; ``None`` when it is not
+    overdue."""
+    deadline = row.get("overdue_at")
+    if not deadline:
+        return None
+    instant = datetime.fromisoformat(deadline) if isinstance(deadline, str) else deadline
+    return overdue_seconds(instant, now)
+
+
+def overdue(rows: Iterable[Row], scope: Scope, now: datetime) -> list[tuple[Row, float]]:
+    """The overdue tasks the scope sees, with how late (seconds), the latest first."""
+    late = [
+        (row, seconds)
+        for row in rows
+        if scope.sees(row["tenant_id"]) and (seconds := lateness(row, now)) is not None
+    ]
+    late.sort(key=lambda item: (-item[1], item[0]["tenant_id"], item[0]["task_id"]))
+    return late
 
 
 def outcome_strip(executions: Sequence[Row], size: int = 20) -> list[str]:

@@ -6,6 +6,7 @@ a cron it has no words for is shown verbatim, so nothing is ever described wrong
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from contracts.cron import CronError, CronExpression, parse_cron
@@ -21,13 +22,27 @@ _MAX_LISTED_TIMES: Final = 4
 
 
 def schedule_in_words(schedule: Schedule) -> str:
-    """How ``schedule`` reads to a person, with its time zone for a cron."""
+    """How ``schedule`` reads to a person, with its time zone for a cron and its active window
+    (``..., from 2026-12-01 00:00 UTC until 2026-12-24 00:00 UTC``) if it has one."""
     if schedule.interval_seconds is not None:
-        return interval_in_words(schedule.interval_seconds, schedule.offset_seconds)
-    expression = schedule.cron_expression or ""
-    words = cron_in_words(expression)
-    zone = schedule.timezone or "UTC"
-    return f"{words} {zone}" if words is not None else f"cron '{expression}' {zone}"
+        text = interval_in_words(schedule.interval_seconds, schedule.offset_seconds)
+    else:
+        expression = schedule.cron_expression or ""
+        words = cron_in_words(expression)
+        zone = schedule.timezone or "UTC"
+        text = f"{words} {zone}" if words is not None else f"cron '{expression}' {zone}"
+    if schedule.start_at is not None:
+        text += f", from {_instant(schedule.start_at)}"
+    if schedule.end_at is not None:
+        text += f" until {_instant(schedule.end_at)}"
+    return text
+
+
+def _instant(value: datetime) -> str:
+    try:
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    except (OverflowError, ValueError):  # a registration read back may hold anything
+        return value.isoformat()
 
 
 def interval_in_words(seconds: int, offset_seconds: float = 0.0) -> str:

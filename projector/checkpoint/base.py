@@ -15,7 +15,7 @@ import msgspec
 from projector.errors import CheckpointError
 from projector.state import ProjectionState
 
-CHECKPOINT_FORMAT: Final = 3
+CHECKPOINT_FORMAT: Final = 4
 """Bump when the state's shape or the fold's meaning changes: older checkpoints are ignored."""
 
 

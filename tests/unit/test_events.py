@@ -18,6 +18,9 @@ from contracts import (
     RetryDecision,
     RetryScheduled,
     Schedule,
+    ScheduledRun,
+    ScheduledRunsChanged,
+    TaskCancelRequested,
     TaskDue,
     TaskError,
     TaskFailed,
@@ -118,6 +121,17 @@ events: st.SearchStrategy[Event] = st.one_of(
         running_execution_id=st.none() | st.uuids().map(str),
     ),
     st.builds(TaskStarted, **execution, worker=ids, deadline=instants),
+    st.builds(TaskCancelRequested, **execution, note=text, actor=text),
+    st.builds(
+        ScheduledRunsChanged,
+        **common,
+        runs=st.lists(
+            st.builds(ScheduledRun, run_id=st.uuids().map(str), run_at=instants, note=text),
+            max_size=3,
+        ).map(tuple),
+        change=st.sampled_from(["scheduled", "cancelled", "fired"]),
+        run_id=st.uuids().map(str),
+    ),
     st.builds(
         TaskSucceeded,
         **execution,
@@ -221,12 +235,14 @@ def test_naive_instants_and_zero_attempts_are_rejected() -> None:
 
 def test_tags_are_explicit_and_stable() -> None:
     assert sorted(EVENT_TYPES) == [
+        "task.cancel_requested.v1",
         "task.due.v1",
         "task.failed.v1",
         "task.paused.v1",
         "task.registered.v1",
         "task.resumed.v1",
         "task.retry_scheduled.v1",
+        "task.scheduled_runs.v1",
         "task.skipped.v1",
         "task.started.v1",
         "task.succeeded.v1",

@@ -170,6 +170,10 @@ def schedule(draw: Draw) -> Any:
         body["catchup_window_seconds"] = value(draw, st.floats(0, 10**7), EDGY_FLOATS)
     if draw(st.booleans()):
         body["overlap"] = choice(draw, ["skip", "allow"])
+    if draw(st.booleans()):
+        body["start_at"] = instant(draw)
+    if draw(st.booleans()):
+        body["end_at"] = instant(draw)
     both = {"interval_seconds": 60, "cron_expression": "* * * * *"}
     return value(draw, st.just(body), st.sampled_from([both, {}, {"timezone": "UTC"}]))
 
@@ -199,7 +203,7 @@ def decision(draw: Draw) -> Any:
 
 def error(draw: Draw) -> Any:
     body = {
-        "kind": choice(draw, ["returned", "raised", "timeout", "bad_result", "lost"]),
+        "kind": choice(draw, ["returned", "raised", "timeout", "bad_result", "lost", "cancelled"]),
         "message": value(draw, st.text(max_size=20), EDGY_STRINGS),
         "exception_type": value(draw, st.one_of(st.none(), st.just("OSError")), EDGY_STRINGS),
     }
@@ -239,7 +243,9 @@ def fields_of(draw: Draw, tag: str) -> dict[str, Any]:
             }
         case "task.due.v1":
             return execution_fields(draw) | {
-                "trigger": choice(draw, ["schedule", "catchup", "retry", "manual", "rerun"]),
+                "trigger": choice(
+                    draw, ["schedule", "catchup", "retry", "manual", "rerun", "backfill", "once"]
+                ),
                 "scheduled_for": instant(draw),
                 "fire_at": None if draw(st.booleans()) else instant(draw),
                 "missed_fires": value(draw, st.integers(0, 100), EDGY_INTS),
@@ -253,6 +259,25 @@ def fields_of(draw: Draw, tag: str) -> dict[str, Any]:
                 "running_execution_id": value(
                     draw, st.one_of(st.none(), st.just("e1")), EDGY_STRINGS
                 ),
+            }
+        case "task.scheduled_runs.v1":
+            runs = [
+                {
+                    "run_id": value(draw, st.sampled_from(EXECUTION_IDS), EDGY_STRINGS),
+                    "run_at": instant(draw),
+                    "actor": value(draw, st.just("ops"), EDGY_STRINGS),
+                }
+                for _ in range(draw(st.integers(0, 3)))
+            ]
+            return {
+                "runs": value(draw, st.just(runs), st.just([{"run_id": "e1"}])),
+                "change": choice(draw, ["scheduled", "cancelled", "fired"]),
+                "run_id": value(draw, st.sampled_from(EXECUTION_IDS), EDGY_STRINGS),
+            }
+        case "task.cancel_requested.v1":
+            return execution_fields(draw) | {
+                "note": value(draw, st.text(max_size=10), EDGY_STRINGS),
+                "actor": value(draw, st.just("ops"), EDGY_STRINGS),
             }
         case "task.started.v1":
             return execution_fields(draw) | {
@@ -279,7 +304,7 @@ def fields_of(draw: Draw, tag: str) -> dict[str, Any]:
         case "task.failed.v1":
             return outcome_fields(draw) | {
                 "error": error(draw),
-                "reason": choice(draw, ["exhausted", "declined", "aborted"]),
+                "reason": choice(draw, ["exhausted", "declined", "aborted", "cancelled"]),
                 "decision": None if draw(st.booleans()) else decision(draw),
             }
     raise AssertionError(tag)
@@ -304,7 +329,16 @@ def messages(draw: Draw, tag: str) -> tuple[str, bytes, dict[str, str]]:
     return subject_for(body, tag), json.dumps(body).encode(), {EVENT_TYPE: tag}
 
 
-INSTANT_FIELDS: Final = {"occurred_at", "scheduled_for", "fire_at", "deadline", "retry_at"}
+INSTANT_FIELDS: Final = {
+    "run_at",
+    "occurred_at",
+    "scheduled_for",
+    "fire_at",
+    "deadline",
+    "retry_at",
+    "start_at",
+    "end_at",
+}
 INT_FIELDS: Final = {"attempt", "missed_fires", "duration_ms", "max_retries", "interval_seconds"}
 FLOAT_FIELDS: Final = {
     "delay_seconds",

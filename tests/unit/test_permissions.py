@@ -24,7 +24,9 @@ def test_a_tenant_role_names_its_tenant_in_every_grant(role: str) -> None:
             assert tokens[3 if tokens[3] != "MSG" else 5] != "*", grant
             assert "*" not in tokens[:6], f"{grant}: a consumer must be named, not matched"
     assert permissions.inbox_prefix == f"_INBOX.dvp-{role}-acme"
-    assert permissions.subscribe == (f"_INBOX.dvp-{role}-acme.>",)
+    # Besides its inbox, an executor hears its tenant's cancel requests as they are published.
+    heard = ("dvp.tasks.acme.cancel.>",) if role == "executor" else ()
+    assert permissions.subscribe == (f"_INBOX.dvp-{role}-acme.>", *heard)
 
 
 def test_an_executor_publishes_only_what_executors_record() -> None:

@@ -2,7 +2,8 @@
 
 Field names, order and defaults follow the page, so plugin code written from it runs unchanged.
 `TaskSchedule` adds optional fields beyond the page (time zone, jitter, catch-up window,
-overlap policy) whose defaults keep the page's examples valid.
+overlap policy, when the task counts as overdue, an active window) whose defaults keep the
+page's examples valid.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class TaskSchedule:
         catchup_window_seconds: after downtime, the newest missed fire runs once if it is at
             most this old; older missed fires are recorded as skipped. 0 disables catch-up.
         overlap: ``"skip"`` a fire while the previous execution still runs, or ``"allow"`` it.
+        alert_after_seconds: the task is overdue when its last success is older than this.
+            ``None`` (the default) judges by the schedule: overdue once two fires have passed
+            since the last success, each given the task's timeout.
+        start_at: the active window's start (a datetime with a time zone): the task fires
+            from this instant on, and fires before it are not caught up. ``None``: at once.
+        end_at: the active window's end: the task fires only before this instant.
+            ``None``: for as long as it is registered.
     """
 
     cron_expression: str | None = None
@@ -43,6 +51,9 @@ class TaskSchedule:
     jitter_seconds: float = 0.0
     catchup_window_seconds: float = 3600.0
     overlap: Literal["skip", "allow"] = "skip"
+    alert_after_seconds: float | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
 
 
 @dataclass

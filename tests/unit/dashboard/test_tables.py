@@ -11,9 +11,11 @@ from dvp_scheduler.dashboard.tables import (
     TaskFilter,
     choices,
     hour_chart,
+    lateness,
     matches,
     most_failing,
     outcome_strip,
+    overdue,
     page_of,
     status_counts,
     task_filter,
@@ -135,3 +137,24 @@ def test_the_slowest_tasks_of_the_last_hour_by_mean_duration() -> None:
         ("acme", "cleanup.tmp", 10, 10),
     ]
     assert [task for _, task, _ in hour.slowest(tenant_scope("acme"), limit=1)] == ["sync.partner"]
+
+
+def test_overdue_tasks_the_scope_sees_latest_first() -> None:
+    rows = [
+        row("acme", "a.late", overdue_at=(NOW - timedelta(minutes=5)).isoformat()),
+        row("acme", "b.later", overdue_at=(NOW - timedelta(hours=2)).isoformat()),
+        row("acme", "c.fine", overdue_at=(NOW + timedelta(minutes=5)).isoformat()),
+        row("acme", "d.paused", overdue_at=None),
+        row("globex", "e.late", overdue_at=(NOW - timedelta(hours=1)).isoformat()),
+        row("acme", "f.old-projector"),  # a row without the field: never overdue
+    ]
+    assert [(r["task_id"], late) for r, late in overdue(rows, OPERATOR, NOW)] == [
+        ("b.later", 7200.0),
+        ("e.late", 3600.0),
+        ("a.late", 300.0),
+    ]
+    assert [r["task_id"] for r, _ in overdue(rows, tenant_scope("acme"), NOW)] == [
+        "b.later",
+        "a.late",
+    ]
+    assert lateness(rows[2], NOW) is None
