@@ -150,6 +150,16 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
         stats.lost_closed,
     )
     yield _counter(
+        "dvp_ticker_cancels_closed",
+        "Executions waiting for a retry that this ticker ended because an operator cancelled them.",
+        stats.cancels_closed,
+    )
+    yield _counter(
+        "dvp_ticker_runs_taken_off",
+        "One-off runs (trigger --at) this ticker took off their task's list once fired.",
+        stats.runs_taken_off,
+    )
+    yield _counter(
         "dvp_ticker_duplicates",
         "Publishes the stream already held (another ticker, or a retried publish, was first).",
         stats.duplicates,

@@ -27,7 +27,15 @@ from nats.js.errors import APIError
 from contracts import headers as header_names
 from contracts.describe import describe_event, event_log_fields
 from contracts.errors import InvalidIdentifierError
-from contracts.events import TaskDue, TaskSkipped, encode, event_headers, event_subject
+from contracts.events import (
+    ScheduledRunsChanged,
+    TaskDue,
+    TaskFailed,
+    TaskSkipped,
+    encode,
+    event_headers,
+    event_subject,
+)
 from contracts.subjects import PREFIX
 from natsio.errors import is_guard_refusal, winning_sequence
 from natsio.publish import AckedPublisher, Message, NotConnectedError, PublishAck
@@ -360,6 +368,10 @@ class FirePublisher:
                 self._observe_lateness(state, event)
         elif isinstance(event, TaskSkipped):
             stats.skipped_published += 1
+        elif isinstance(event, ScheduledRunsChanged):
+            stats.runs_taken_off += 1
+        elif isinstance(event, TaskFailed) and event.reason == "cancelled":
+            stats.cancels_closed += 1
         else:
             stats.lost_closed += 1
         # On-time fires are routine (debug); catch-ups, retries and skips explain themselves.
@@ -369,7 +381,8 @@ class FirePublisher:
             allowed, held = self._log_budget.allow(time.monotonic())
             if held:
                 log.info(
-                    "%d more decisions (catch-ups, retries, skips, lost attempts closed) in the "
+                    "%d more decisions (catch-ups, retries, skips, closed attempts, one-off runs) "
+                    "in the "
                     "second before were not logged one by one (at most %d a second; debug logs "
                     "each)",
                     held,

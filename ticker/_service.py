@@ -137,7 +137,8 @@ class Ticker(NatsService):
         s = self.stats
         return (
             f"{s.due_published} TaskDue published, {s.skipped_published} skips, "
-            f"{s.lost_closed} lost attempts closed, {s.duplicates} duplicates and "
+            f"{s.lost_closed} lost attempts closed, {s.cancels_closed} cancelled retries "
+            f"closed, {s.runs_taken_off} one-off runs fired, {s.duplicates} duplicates and "
             f"{s.conflicts} conflicts (another ticker was first), {s.publish_errors} publish "
             f"errors, {s.held_disconnected} held while disconnected, {s.bad_messages} bad "
             f"messages, {s.retries_held} retries held"

@@ -53,6 +53,11 @@ class TickerStats:
     skipped_published: int = 0
     lost_closed: int = 0
     """Attempts this ticker closed as lost (no outcome long past their deadline)."""
+    cancels_closed: int = 0
+    """Executions waiting for a retry that this ticker ended because an operator cancelled
+    them."""
+    runs_taken_off: int = 0
+    """One-off runs (``trigger --at``) this ticker took off their task's list once fired."""
     duplicates: int = 0
     conflicts: int = 0
     publish_errors: int = 0

@@ -175,7 +175,7 @@ async def test_cancelling_a_pending_retry_prevents_it(
 ) -> None:
     ticker = TickerSettings(connection=NatsConnection(url=nats_server.url, name="ticker"))
     # jitter 0: the default policy retries the first failure 5 s later
-    async with start_executor(plugins=[OutcomesPlugin()], jitter=0.0), Ticker(ticker):
+    async with start_executor(plugins=[OutcomesPlugin()], jitter=0.0), Ticker(ticker) as tick:
         due = await publish_due(js, "outcomes.return-failure")
 
         async def retry_waits() -> RetryScheduled | None:
@@ -191,7 +191,10 @@ async def test_cancelling_a_pending_retry_prevents_it(
         wait = (retry.retry_at - retry.occurred_at).total_seconds() + 2  # type: ignore[attr-defined]
         await asyncio.sleep(wait)
         events = await events_of(js, due.execution_id)
+        closed_by_this_ticker = tick.stats.cancels_closed
+        assert tick.stats.lost_closed == 0
     failed = assert_cancelled_once(events, note="the service is gone")
+    assert closed_by_this_ticker == 1
     assert (failed.attempt, failed.worker) == (2, ""), "closed by a ticker: no worker ran it"
     assert "(attempt 2 was waiting for its retry)" in failed.error.message
     assert [e.attempt for e in of_kind(events, TaskDue)] == [1]  # type: ignore[attr-defined]

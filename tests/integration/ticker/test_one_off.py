@@ -70,7 +70,9 @@ async def test_a_one_off_run_survives_a_ticker_restart_and_fires_once_with_two_t
     connection: NatsConnection,
 ) -> None:
     await publish(js, registered("once.task", NEVER))
-    at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+    # Room for a `next` subprocess and a ticker's start and stop before the instant, even on
+    # a loaded machine (checked below: otherwise the first ticker proves nothing).
+    at = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
     answer = await operations.schedule_run(
         nc, TENANT, "once.task", at=at, actor="ops@test", note="after the import"
     )
@@ -83,10 +85,13 @@ async def test_a_one_off_run_survives_a_ticker_restart_and_fires_once_with_two_t
     )
     async with Ticker(TickerSettings(connection=connection)):
         await asyncio.sleep(0.5)  # a ticker that knew of it, stopped before its instant
+    assert datetime.now(UTC) < at, "the machine was too slow to stop the ticker before the run"
     assert await dues(js, "once.task") == []
     async with AsyncExitStack() as stack:
-        for _ in range(2):
+        tickers = [
             await stack.enter_async_context(Ticker(TickerSettings(connection=connection)))
+            for _ in range(2)
+        ]
 
         async def fired() -> bool:
             return bool(await dues(js, "once.task")) and await waiting(js, "once.task") == ()
@@ -94,6 +99,8 @@ async def test_a_one_off_run_survives_a_ticker_restart_and_fires_once_with_two_t
         await eventually(fired, within=15, message="the one-off run fired and left its list")
         await asyncio.sleep(1.0)  # room for a second TaskDue, which must not come
         [due] = await dues(js, "once.task")
+        assert sum(t.stats.runs_taken_off for t in tickers) == 1
+        assert sum(t.stats.lost_closed for t in tickers) == 0
     assert (due.execution_id, due.trigger, due.scheduled_for) == (run_id, "once", at)
     assert (due.attempt, due.actor) == (1, "ops@test")
     assert timedelta(0) <= due.occurred_at - at < timedelta(seconds=2)
