@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.events import RetryScheduled, TaskCancelRequested, TaskError, TaskFailed
-from contracts.retry import Retry, RetryDecision, resolve_retry
+from contracts.retry import FailureReason, Retry, RetryDecision, resolve_retry
 
 
 def cancel_applies(request: TaskCancelRequested, execution_id: str, attempt: int) -> bool:
@@ -44,35 +44,31 @@ def failure_outcome(
     A cancelled attempt (error kind ``cancelled``) is never retried, whatever ``decision``
     says: ``TaskFailed`` with reason ``cancelled`` and no decision.
     """
-    if error.kind == "cancelled":
-        return TaskFailed(
-            tenant_id=tenant_id,
-            task_id=task_id,
-            occurred_at=now,
-            execution_id=execution_id,
+    reason: FailureReason = "cancelled"
+    made: RetryDecision | None = None
+    if error.kind != "cancelled":
+        next_step = resolve_retry(
             attempt=attempt,
-            worker=worker,
-            duration_ms=duration_ms,
-            error=error,
-            reason="cancelled",
+            max_retries=max_retries,
+            failed_at=now,
+            decision=decision,
+            jitter=jitter,
         )
-    next_step = resolve_retry(
-        attempt=attempt, max_retries=max_retries, failed_at=now, decision=decision, jitter=jitter
-    )
-    if isinstance(next_step, Retry):
-        return RetryScheduled(
-            tenant_id=tenant_id,
-            task_id=task_id,
-            occurred_at=now,
-            execution_id=execution_id,
-            attempt=attempt,
-            worker=worker,
-            duration_ms=duration_ms,
-            error=error,
-            retry_at=next_step.retry_at,
-            delay_seconds=next_step.delay_seconds,
-            decision=next_step.decision,
-        )
+        if isinstance(next_step, Retry):
+            return RetryScheduled(
+                tenant_id=tenant_id,
+                task_id=task_id,
+                occurred_at=now,
+                execution_id=execution_id,
+                attempt=attempt,
+                worker=worker,
+                duration_ms=duration_ms,
+                error=error,
+                retry_at=next_step.retry_at,
+                delay_seconds=next_step.delay_seconds,
+                decision=next_step.decision,
+            )
+        reason, made = next_step.reason, next_step.decision
     return TaskFailed(
         tenant_id=tenant_id,
         task_id=task_id,
@@ -82,6 +78,6 @@ def failure_outcome(
         worker=worker,
         duration_ms=duration_ms,
         error=error,
-        reason=next_step.reason,
-        decision=next_step.decision,
+        reason=reason,
+        decision=made,
     )

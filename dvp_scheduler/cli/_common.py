@@ -9,8 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
@@ -207,6 +207,16 @@ async def connect_once(connection: NatsConnection, client_class: type[C]) -> C:
             "start it with 'dvp-scheduler up', or check --nats-url and the credentials"
         ) from None
     return client
+
+
+@asynccontextmanager
+async def connected(connection: NatsConnection, client_class: type[C]) -> AsyncIterator[C]:
+    """A client connected for a command by `connect_once`, closed on the way out."""
+    client = await connect_once(connection, client_class)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 class Service(AbstractAsyncContextManager["Service"], Protocol):

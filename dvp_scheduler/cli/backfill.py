@@ -25,7 +25,7 @@ from dvp_scheduler.backfill import (
 )
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
-    connect_once,
+    connected,
     connection_from_arguments,
     instant_argument,
 )
@@ -113,8 +113,7 @@ async def backfill(
     connection: NatsConnection, tenant_id: str, task_id: str, args: argparse.Namespace
 ) -> str:
     """Plan the backfill, then list it (``--dry-run``) or run it; return the summary."""
-    nc = await connect_once(connection, reader_client_class())
-    try:
+    async with connected(connection, reader_client_class()) as nc:
         plan = await plan_backfill(
             nc,
             tenant_id,
@@ -131,8 +130,6 @@ async def backfill(
         )
         report = await _run_with_progress(nc, plan, overlap, args.rate)
         return _summary(plan, report, overlap)
-    finally:
-        await nc.close()
 
 
 async def _run_with_progress(

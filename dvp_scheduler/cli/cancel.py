@@ -12,7 +12,7 @@ from contracts import validate_task_id, validate_tenant_id
 from dvp_scheduler import operations
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
-    connect_once,
+    connected,
     connection_from_arguments,
 )
 from dvp_scheduler.cli.query import replay_state, say
@@ -92,8 +92,7 @@ async def cancel_scheduled(
     connection: NatsConnection, run_id: str, tenant_id: str | None, task_id: str | None, note: str
 ) -> str:
     """Remove the one-off run ``run_id`` before it fires."""
-    nc = await connect_once(connection, reader_client_class())
-    try:
+    async with connected(connection, reader_client_class()) as nc:
         return await operations.cancel_scheduled_run(
             nc,
             run_id,
@@ -102,8 +101,6 @@ async def cancel_scheduled(
             actor=await operations.operator_actor(nc),
             note=note,
         )
-    finally:
-        await nc.close()
 
 
 async def cancel(
@@ -116,8 +113,7 @@ async def cancel(
 ) -> str:
     """Cancel ``execution_id``; return what came of it, or raise a `SchedulerError` saying why
     not."""
-    nc = await connect_once(connection, reader_client_class())
-    try:
+    async with connected(connection, reader_client_class()) as nc:
         return await operations.cancel(
             nc,
             execution_id,
@@ -128,5 +124,3 @@ async def cancel(
             replayer=replay_state,
             on_replay=say,
         )
-    finally:
-        await nc.close()

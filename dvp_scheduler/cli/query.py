@@ -41,14 +41,14 @@ from contracts.schedule import next_fires_in_window
 from contracts.validation import registration_problem
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
-    connect_once,
+    connected,
     connection_from_arguments,
+    instant_argument,
 )
 from dvp_scheduler.durations import short_duration as _duration
 from dvp_scheduler.errors import SettingsError
 from dvp_scheduler.operations import scheduled_runs
 from natsio import (
-    NatsConnection,
     OrderedReader,
     ReadProgress,
     read_to_end,
@@ -105,7 +105,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(fails)
     fails.add_argument("--tenant", metavar="T", help="only this tenant's executions")
     fails.add_argument(
-        "--since", type=_instant, metavar="INSTANT", help="ended at or after (RFC 3339)"
+        "--since", type=instant_argument, metavar="INSTANT", help="ended at or after (RFC 3339)"
     )
     fails.add_argument("--limit", type=int, default=20, metavar="N", help="executions (20)")
     fails.set_defaults(handler=_failures)
@@ -118,7 +118,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(events)
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument(
-        "--since", type=_instant, metavar="INSTANT", help="recorded at or after (RFC 3339)"
+        "--since", type=instant_argument, metavar="INSTANT", help="recorded at or after (RFC 3339)"
     )
     events.add_argument("--task", metavar="TASK_ID", help="only this task's events")
     events.add_argument("--tenant", metavar="T", help="only this tenant's events")
@@ -132,7 +132,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     _common(rep)
     rep.add_argument(
-        "--until", type=_instant, metavar="INSTANT", help="state as of this instant (RFC 3339)"
+        "--until",
+        type=instant_argument,
+        metavar="INSTANT",
+        help="state as of this instant (RFC 3339)",
     )
     rep.add_argument("--tenant", metavar="T", help="only this tenant's tasks")
     rep.set_defaults(handler=_replay)
@@ -162,16 +165,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _common(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an instant: use RFC 3339, e.g. 2026-11-24T03:00:00Z"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,12 +430,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 @asynccontextmanager
 async def _connected(args: argparse.Namespace, name: str) -> AsyncIterator[Client]:
-    connection: NatsConnection = connection_from_arguments(args, name=name)
-    nc = await connect_once(connection, reader_client_class())
-    try:
+    connection = connection_from_arguments(args, name=name)
+    async with connected(connection, reader_client_class()) as nc:
         yield nc
-    finally:
-        await nc.close()
 
 
 def _builtins(views: Sequence[msgspec.Struct]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from contracts import validate_tenant_id
 from dvp_scheduler import operations
 from dvp_scheduler.cli._common import (
     add_connection_arguments,
-    connect_once,
+    connected,
     connection_from_arguments,
 )
 from dvp_scheduler.cli.query import replay_state, say
@@ -66,8 +66,7 @@ async def rerun(
 ) -> str:
     """Re-run ``execution_id``; return what was done, or raise a `SchedulerError` saying why
     not."""
-    nc = await connect_once(connection, reader_client_class())
-    try:
+    async with connected(connection, reader_client_class()) as nc:
         return await operations.rerun(
             nc,
             execution_id,
@@ -78,5 +77,3 @@ async def rerun(
             replayer=replay_state,
             on_replay=say,
         )
-    finally:
-        await nc.close()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.support import free_port
+from tests.support import alive, free_port
 
 pytestmark = pytest.mark.acceptance
 
@@ -39,14 +39,6 @@ def until(check: Callable[[], T | None], within: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not seen within {within}s")
         time.sleep(0.3)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 class Scheduler:

@@ -5,9 +5,7 @@ nothing, and by default the executions run one after another."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
@@ -34,11 +32,10 @@ from contracts import (
 )
 from dvp_scheduler.backfill import plan_backfill, run_backfill
 from dvp_scheduler.natsserver import NatsServer
-from tests.support import eventually, read_events
+from tests.support import cli, eventually, read_events
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TENANT, TASK = "default", "reports.hourly"
 BERLIN_HOURLY = Schedule(cron_expression="30 * * * *", timezone="Europe/Berlin")
 
@@ -134,26 +131,8 @@ async def test_a_backfill_across_a_dst_change_runs_what_next_lists_once_and_agai
     assert len(await dues(js)) == len(expected)
     # The command line says the same (a dry run publishes nothing).
     arguments = ["backfill", TASK, "--from", start.isoformat(), "--to", end.isoformat()]
-    command = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dvp_scheduler",
-        *arguments,
-        "--dry-run",
-        "--nats-url",
-        nats_server.url,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(command.communicate(), 30)
-    finally:
-        if command.returncode is None:
-            command.kill()
-            await command.wait()
-    assert command.returncode == 0, stderr.decode()
-    out = stdout.decode()
+    code, out, err = await cli(nats_server, *arguments, "--dry-run")
+    assert code == 0, err
     assert f"{dst} fire(s) of {TENANT}/{TASK}" in out
     assert "0 would run" in out
     assert len(await dues(js)) == len(expected)

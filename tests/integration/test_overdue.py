@@ -36,13 +36,12 @@ from executor import Executor, ExecutorSettings
 from natsio import NatsConnection
 from projector import Projector, ProjectorSettings
 from projector.queries import OverdueTask
-from tests.integration.projector.test_cli import cli
 from tests.integration.projector.test_projector import caught_up, publish
 from tests.integration.test_dashboard import fetch
 from tests.integration.test_dashboard import serving as dashboard_serving
 from tests.integration.test_metrics import Samples, scrape, serving
 from tests.plugins.switch import TASK_ID, SwitchPlugin
-from tests.support import eventually
+from tests.support import cli, eventually
 from tests.unit.projector import events as ev
 from ticker import Ticker, TickerSettings
 

@@ -12,8 +12,8 @@ from dvp_scheduler.natsserver import NatsServer
 from natsio import NatsConnection
 from natsio.provision import prepare_stream
 from projector import Projector, ProjectorSettings
-from tests.integration.projector.test_cli import cli
 from tests.integration.projector.test_projector import caught_up, publish
+from tests.support import cli
 from tests.unit.projector import events as ev
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,6 @@ recorded as ``TaskCancelRequested`` and then ``TaskFailed`` (kind and reason ``c
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import timedelta
 
 import pytest
@@ -26,14 +25,13 @@ from dvp_scheduler import operations
 from dvp_scheduler.natsserver import NatsServer
 from natsio import NatsConnection
 from tests.integration.executor.conftest import (
-    ROOT,
     SpawnExecutor,
     StartExecutor,
     events_of,
     publish_due,
 )
 from tests.plugins.outcomes import OutcomesPlugin
-from tests.support import eventually
+from tests.support import cli, eventually
 from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
@@ -116,28 +114,9 @@ async def test_whichever_executor_runs_it_cancels_it_on_a_cli_request(
     executors = [spawn_executor(SLOW, env=env) for _ in range(2)]
     due = await publish_due(js, "slow.reindex")
     started = await running(js, due)
-    command = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dvp_scheduler",
-        "cancel",
-        due.execution_id,
-        "--note",
-        "stop it",
-        "--nats-url",
-        nats_server.url,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(command.communicate(), 30)
-    finally:
-        if command.returncode is None:
-            command.kill()
-            await command.wait()
-    assert command.returncode == 0, err.decode()
-    assert out.decode().startswith(f"cancelled execution {due.execution_id}"), out.decode()
+    code, out, err = await cli(nats_server, "cancel", due.execution_id, "--note", "stop it")
+    assert code == 0, err
+    assert out.startswith(f"cancelled execution {due.execution_id}"), out
     failed = assert_cancelled_once(await ended(js, due.execution_id), note="stop it")
     assert isinstance(started, TaskStarted)
     assert failed.worker == started.worker, "the executor that ran it ended it"

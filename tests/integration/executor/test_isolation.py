@@ -10,7 +10,6 @@ with ``inline`` it fails, which is the point of the process mode.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import signal
 import time
@@ -29,20 +28,12 @@ from tests.integration.executor.conftest import (
     publish_due,
 )
 from tests.integration.executor.test_fleet import ready
-from tests.support import eventually, read_events
+from tests.support import alive, eventually, read_events
 from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
 
 BLOCKING = "tests.plugins.blocking:BlockingPlugin"
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def outcome(js: JetStreamContext, execution_id: str, within: float = 10.0) -> Event:

@@ -19,33 +19,12 @@ from dvp_scheduler.natsserver import NatsServer
 from natsio import stream_config
 from projector import Projector, history, list_tasks, replay
 from tests.integration.projector.test_projector import caught_up, publish, scenario, settings
+from tests.support import cli
 from tests.unit.projector import events as ev
 
 pytestmark = pytest.mark.integration
 
 REPLAYING = "replaying the stream in-process"
-
-
-async def cli(server: NatsServer, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dvp_scheduler",
-        *args,
-        "--nats-url",
-        server.url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, err = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def as_json(value: Any) -> Any:

@@ -5,10 +5,8 @@ cancelled before it fires."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
@@ -21,12 +19,11 @@ from dvp_scheduler import operations
 from dvp_scheduler.natsserver import NatsServer
 from natsio import NatsConnection
 from tests.integration.ticker.helpers import TENANT, dues, publish, registered
-from tests.support import eventually, read_events
+from tests.support import cli, eventually, read_events
 from ticker import Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
 NEVER = Schedule(cron_expression="0 0 1 1 *")  # its own fires stay out of the way
 
 
@@ -36,30 +33,9 @@ async def waiting(js: JetStreamContext, task_id: str) -> tuple[str, ...]:
 
 
 async def next_listing(server: NatsServer, task_id: str) -> str:
-    command = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dvp_scheduler",
-        "next",
-        task_id,
-        "--tenant",
-        TENANT,
-        "-n",
-        "2",
-        "--nats-url",
-        server.url,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(command.communicate(), 30)
-    finally:
-        if command.returncode is None:
-            command.kill()
-            await command.wait()
-    assert command.returncode == 0, err.decode()
-    return out.decode()
+    code, out, err = await cli(server, "next", task_id, "--tenant", TENANT, "-n", "2")
+    assert code == 0, err
+    return out
 
 
 async def test_a_one_off_run_survives_a_ticker_restart_and_fires_once_with_two_tickers(

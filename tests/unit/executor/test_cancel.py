@@ -5,7 +5,6 @@ failure that nobody is asked about and that is never retried."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from dvp_cms.plugins.hooks.scheduled_tasks import TaskExecutionContext
 from executor import ExecutorSettings, ExecutorStats, outcome_event
 from executor._cancel import AttemptCancel
 from executor._isolation import Ran, WorkerPool, run_inline, until_cancelled
-from tests.support import eventually
+from tests.support import alive, eventually
 
 SLOW = "tests.plugins.slow:SlowPlugin"
 BLOCKING = "tests.plugins.blocking:BlockingPlugin"
@@ -141,15 +140,21 @@ async def pool(plugins: Plugins) -> AsyncIterator[tuple[WorkerPool, ExecutorStat
         pids = workers.pids
         await workers.close()
         assert workers.pids == []
-        assert not [pid for pid in pids if _alive(pid)]
+        assert not [pid for pid in pids if alive(pid)]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+async def cancelled_in_a_worker(
+    plugins: Plugins, workers: WorkerPool, task_id: str
+) -> tuple[Ran, float]:
+    """Run ``task_id`` in ``workers``, cancelled 0.3 s in: what ran, and how many seconds it
+    took."""
+    cancel = AttemptCancel()
+    cancel_later(cancel, 0.3)
+    began = time.monotonic()
+    ran = await workers.run(
+        plugins.manager, plugins.tasks[task_id], TaskExecutionContext(task_id), cancel
+    )
+    return ran, time.monotonic() - began
 
 
 async def test_in_a_worker_the_coroutine_is_cancelled_and_the_worker_kept(
@@ -157,16 +162,8 @@ async def test_in_a_worker_the_coroutine_is_cancelled_and_the_worker_kept(
 ) -> None:
     workers, stats = pool
     [worker] = workers.pids
-    cancel = AttemptCancel()
-    cancel_later(cancel, 0.3)
-    began = time.monotonic()
-    ran = await workers.run(
-        plugins.manager,
-        plugins.tasks["slow.reindex"],
-        TaskExecutionContext("slow.reindex"),
-        cancel,
-    )
-    assert time.monotonic() - began < 1.0
+    ran, took = await cancelled_in_a_worker(plugins, workers, "slow.reindex")
+    assert took < 1.0
     assert_cancelled(ran, within_ms=1000)
     assert stats.workers_killed == 0
     assert workers.pids == [worker], "a plugin that heeds the cancel keeps its worker"
@@ -183,19 +180,12 @@ async def test_a_plugin_blocking_its_worker_is_killed_half_a_second_after_the_ca
 ) -> None:
     workers, stats = pool
     [worker] = workers.pids
-    cancel = AttemptCancel()
-    cancel_later(cancel, 0.3)
-    began = time.monotonic()
-    ran = await workers.run(
-        plugins.manager,
-        plugins.tasks["blocking.stuck"],  # time.sleep(20) under a 3 s timeout
-        TaskExecutionContext("blocking.stuck"),
-        cancel,
-    )
-    assert time.monotonic() - began < 1.5
+    # blocking.stuck: time.sleep(20) under a 3 s timeout
+    ran, took = await cancelled_in_a_worker(plugins, workers, "blocking.stuck")
+    assert took < 1.5
     assert_cancelled(ran, within_ms=1500)
     assert stats.workers_killed == 1
-    await eventually(lambda: not _alive(worker), within=5, message="its worker gone")
+    await eventually(lambda: not alive(worker), within=5, message="its worker gone")
 
 
 async def test_an_attempt_that_ends_before_the_cancel_keeps_its_result(

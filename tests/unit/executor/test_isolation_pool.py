@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from dvp_cms.plugins.attempts import Failure, Success
 from dvp_cms.plugins.hooks.scheduled_tasks import TaskExecutionContext
 from executor import ExecutorSettings, ExecutorStats
 from executor._isolation import Ran, WorkerPool
-from tests.support import eventually
+from tests.support import alive, eventually
 
 BLOCKING = "tests.plugins.blocking:BlockingPlugin"
 
@@ -30,14 +29,6 @@ class Pool:
 
     async def run(self, task_id: str) -> Ran:
         return await self.pool.run(self.manager, self.tasks[task_id], TaskExecutionContext(task_id))
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
