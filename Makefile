@@ -19,8 +19,8 @@ COMPILE_FLAGS := --universal --python-version 3.11 --generate-hashes \
 # The whole environment (runtime and dev) first; then the runtime part alone for the container
 # image, held to the same pins.
 define compile
-	$(UV) pip compile pyproject.toml --extra dev $(COMPILE_FLAGS) --output-file $(LOCK) $(1)
-	$(UV) pip compile pyproject.toml --constraint $(LOCK) $(COMPILE_FLAGS) --output-file $(RUNTIME_LOCK)
+	$(UV) pip compile pyproject.toml --extra dev --extra tracing $(COMPILE_FLAGS) --output-file $(LOCK) $(1)
+	$(UV) pip compile pyproject.toml --extra tracing --constraint $(LOCK) $(COMPILE_FLAGS) --output-file $(RUNTIME_LOCK)
 endef
 
 .PHONY: run test lint chaos lock upgrade clean

@@ -16,3 +16,11 @@ EVENT_TYPE: Final = "Dvp-Event-Type"
 EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: Final = "Nats-Expected-Last-Subject-Sequence-Subject"
 """The subject (wildcards allowed) whose last sequence ``EXPECTED_LAST_SUBJECT_SEQUENCE`` checks,
 instead of the published subject: the ticker checks all of one task's subjects at once."""
+
+TRACEPARENT: Final = "traceparent"
+"""W3C Trace Context: the span an event continues (only when tracing is on; see
+``natsio.tracing``). A ``TaskDue`` names its fire, retry or trigger; the executor's events
+name the attempt."""
+
+TRACESTATE: Final = "tracestate"
+"""W3C Trace Context: vendor data that travels with ``traceparent``."""

@@ -57,7 +57,7 @@ from contracts.queries import EXECUTION_QUERY
 from contracts.schedule import LATEST_INSTANT
 from contracts.subjects import parse_subject, subject_filter
 from contracts.validation import MAX_SCHEDULED_RUNS
-from natsio import executor_consumer_config
+from natsio import executor_consumer_config, tracing
 from natsio.errors import IN_FLIGHT_SETTLE_SECONDS, is_guard_refusal, winning_sequence
 from natsio.lookup import connection_user, decode_stored, last_message, read_task_standing
 from natsio.provision import ensure_consumer
@@ -193,17 +193,28 @@ async def publish_operator_due(
             actor=actor,
         )
         headers = event_headers(due, expected_last_subject_sequence=last_seq)
+        payload = encode(due)
+        # With tracing on, the operator's action starts the execution's trace.
+        tracer = tracing.tracer("dvp_scheduler.operations")
+        span = None
+        if tracer is not None:
+            operation = "trigger" if trigger == "manual" else trigger
+            span = tracing.due_span(tracer, operation, due, due_subject, payload, headers)
         # The tenant's executor consumer starts at new messages: it must exist first.
         await ensure_consumer(js, executor_consumer_config(tenant_id))
         try:
-            ack = await js.publish(due_subject, encode(due), headers=headers)
-        except APIError as error:
-            if is_guard_refusal(error):
+            ack = await js.publish(due_subject, payload, headers=headers)
+        except BaseException as error:
+            if span is not None:
+                tracing.end_publish_span(span, error)
+            if isinstance(error, APIError) and is_guard_refusal(error):
                 # A TaskDue was published meanwhile: check again, once it has landed.
                 if winning_sequence(error) is None:
                     await asyncio.sleep(IN_FLIGHT_SETTLE_SECONDS)
                 continue
             raise
+        if span is not None:
+            tracing.end_publish_span(span, ack)
         return PublishedDue(
             due=due, sequence=ack.seq, duplicate=bool(ack.duplicate), beside=open_now
         )

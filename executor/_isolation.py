@@ -31,7 +31,8 @@ cannot fire. ``isolation="process"`` (the default) runs each attempt in a worker
   not pickle). After a failure it asks ``dvp_task_failed``, where the real exception exists,
   under ``decision_timeout_seconds``, and answers `_Decided`. Its log records are written to
   the answers socket at once, from whatever thread logs, and handled by the executor's
-  logging.
+  logging; so are the spans that end in it, with tracing on (`executor._tracing`): `_Run`
+  and `_Ask` carry the attempt's trace context, and the executor exports what comes back.
 * **Cancel.** An operator's cancel (`AttemptCancel`) sends `_Cancel`: the worker cancels the
   plugin's coroutine, as its timeout would, and answers `_Cancelled` without asking
   ``dvp_task_failed``; no answer within `KILL_GRACE_SECONDS` and the worker is killed. Either
@@ -91,14 +92,15 @@ from dvp_cms.plugins.attempts import (
     Failure,
     Success,
     result_of_exception,
-    run_attempt,
 )
 from dvp_cms.plugins.hooks.scheduled_tasks import ScheduledTaskDefinition, TaskExecutionContext
+from executor import _tracing
 from executor._cancel import AttemptCancel, cancelled_failure
 from executor._registrar import unique_plugins
 from executor._stats import ExecutorStats
 from executor.errors import ExecutorSetupError, WorkerDiedError
 from executor.settings import ExecutorSettings
+from natsio import tracing
 
 log = logging.getLogger("dvp_scheduler.executor")
 
@@ -177,10 +179,10 @@ async def run_inline(
     """Run one attempt in this event loop, and ask ``dvp_task_failed`` if it failed; a
     cancelled attempt (``cancel``) is a ``cancelled`` failure, about which nobody is asked."""
     if cancel is None:
-        result = await run_attempt(manager, task, context)
+        result = await _tracing.run_traced(manager, task, context)
     else:
         began = time.monotonic()
-        finished = await until_cancelled(run_attempt(manager, task, context), cancel)
+        finished = await until_cancelled(_tracing.run_traced(manager, task, context), cancel)
         if finished is None:
             assert cancel.request is not None
             return Ran(cancelled_failure(cancel.request, _ms(began)), None)
@@ -258,6 +260,8 @@ class _Run:
     key: _TaskKey
     ref: _TaskRef | None
     context: TaskExecutionContext
+    trace: dict[str, str] | None = None
+    """The attempt's span (trace headers), parent of the plugin call's; with tracing on."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,8 @@ class _Ask:
     ref: _TaskRef | None
     context: TaskExecutionContext
     error: TaskError
+    trace: dict[str, str] | None = None
+    """The attempt's span (trace headers), current while the hook runs; with tracing on."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,8 @@ class _WorkerSetup:
     environment: dict[str, str]
     log_level: int
     decision_timeout_seconds: float
+    tracing: bool = False
+    """Tracing is on in the executor: the worker sends it the spans that end here."""
 
 
 def _frame(message: object) -> bytes:
@@ -453,6 +461,8 @@ class _Worker:
                 message = await _read_frame(reader)
                 if isinstance(message, logging.LogRecord):
                     _log_from_worker(message)
+                elif isinstance(message, _tracing.EndedSpans):
+                    _tracing.export_from_worker(message)
                 else:
                     self._answers.put_nowait(message)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -537,7 +547,11 @@ class WorkerPool:
         Raises:
             ExecutorSetupError: it cannot start, or lacks a plugin the executor loaded.
         """
-        self._context.set_forkserver_preload(["__main__", __name__])
+        preload = ["__main__", __name__]
+        if tracing.enabled():
+            # Imported once in the forkserver rather than by every worker it forks.
+            preload += _tracing.WORKER_MODULES
+        self._context.set_forkserver_preload(preload)
         self._manager = manager
         self._generation = 1
         try:
@@ -615,7 +629,8 @@ class WorkerPool:
         (killed at the deadline or at a cancel, or died), whose decision is asked elsewhere."""
         timeout = task.spec.timeout_seconds
         try:
-            order = worker.order(task, lambda key, ref: _Run(key, ref, context))
+            trace = _tracing.current_headers()  # the attempt's span, with tracing on
+            order = worker.order(task, lambda key, ref: _Run(key, ref, context, trace))
         except Exception as error:  # say, a definition of a class that cannot be pickled
             return Ran(result_of_exception(error, 0), None)
         began = time.monotonic()
@@ -703,7 +718,10 @@ class WorkerPool:
             log.warning("%s; using the default policy for task %r", problem, task.task_id)
             return None
         try:
-            await worker.send(worker.order(task, lambda key, ref: _Ask(key, ref, context, error)))
+            trace = _tracing.current_headers()
+            await worker.send(
+                worker.order(task, lambda key, ref: _Ask(key, ref, context, error, trace))
+            )
             return await self._decision(worker, task, context)
         except BaseException:
             worker.kill()
@@ -837,6 +855,7 @@ class WorkerPool:
             environment=dict(os.environ),
             log_level=logging.getLogger().getEffectiveLevel(),
             decision_timeout_seconds=settings.decision_timeout_seconds,
+            tracing=tracing.enabled(),
         )
         async with self._processes:
             process, pid, orders, answers = await asyncio.to_thread(self._spawn, setup)
@@ -1066,6 +1085,8 @@ def serve_worker(orders: socket.socket, answers: socket.socket, setup: _WorkerSe
     root = logging.getLogger()
     root.handlers[:] = [_Forward(link)]
     root.setLevel(setup.log_level)
+    if setup.tracing:
+        _tracing.forward_from_worker(link.send)
     manager, problems = _load_plugins(setup)
     link.send(_Ready(tuple(plugin.name for plugin in manager.plugins), problems))
     threading.Thread(target=_exit_on_hangup, args=(orders,), name="hangup", daemon=True).start()
@@ -1107,11 +1128,16 @@ class _Orders:
 
 
 async def _run_unless_cancelled(
-    manager: PluginManager, task: RegisteredTask, context: TaskExecutionContext, orders: _Orders
+    manager: PluginManager,
+    task: RegisteredTask,
+    context: TaskExecutionContext,
+    orders: _Orders,
+    trace: dict[str, str] | None = None,
 ) -> AttemptResult | _Cancelled:
-    """The attempt, cancelled if the executor sends `_Cancel` while it runs."""
+    """The attempt, cancelled if the executor sends `_Cancel` while it runs; its plugin call's
+    span is a child of ``trace`` (with tracing on)."""
     began = time.monotonic()
-    running = asyncio.ensure_future(run_attempt(manager, task, context))
+    running = asyncio.ensure_future(_tracing.run_traced(manager, task, context, trace))
     while True:
         await asyncio.wait((running, orders.arriving()), return_when=asyncio.FIRST_COMPLETED)
         if running.done():
@@ -1152,9 +1178,10 @@ async def _serve(
                     if order.error.kind == "timeout"
                     else WorkerDiedError(order.error.message)
                 )
-                decision = await decide(
-                    manager, task, lost, order.context, decision_timeout=decision_timeout
-                )
+                with _tracing.attached(order.trace):
+                    decision = await decide(
+                        manager, task, lost, order.context, decision_timeout=decision_timeout
+                    )
             link.send(_Decided(decision))
             continue
         if task is None:
@@ -1166,12 +1193,13 @@ async def _serve(
             link.send(_Ran(_Failed(missing, 0)))
             link.send(_Decided(None))
             continue
-        result = await _run_unless_cancelled(manager, task, order.context, orders)
+        result = await _run_unless_cancelled(manager, task, order.context, orders, order.trace)
         if isinstance(result, Success | _Cancelled):
             link.send(_Ran(result))
             continue
         link.send(_Ran(_Failed(result.error, result.duration_ms)))
-        decision = await decide(
-            manager, task, result.exception, order.context, decision_timeout=decision_timeout
-        )
+        with _tracing.attached(order.trace):  # as inline: the hook runs in the attempt's span
+            decision = await decide(
+                manager, task, result.exception, order.context, decision_timeout=decision_timeout
+            )
         link.send(_Decided(decision))

@@ -36,7 +36,7 @@ from contracts import (
 from contracts.describe import describe_event, event_log_fields
 from contracts.inbound import read_event
 from dvp_cms.plugins import PluginManager, RegisteredTask
-from executor import _stream
+from executor import _stream, _tracing
 from executor._cancel import AttemptCancel, CancelWatch, cancelled_failure
 from executor._isolation import RunAttempt
 from executor._registrar import Registrar
@@ -45,6 +45,7 @@ from executor._work import Delivery, next_pause
 from executor.errors import BadInputError, UnownedTaskError
 from executor.outcomes import execution_context, outcome_event, started_event
 from executor.settings import ExecutorSettings
+from natsio import tracing
 from natsio.publish import AckedPublisher, PublishAck
 from natsio.service import raise_if_cancelled
 
@@ -96,6 +97,7 @@ class AttemptRunner:
         self._stats = stats
         self._clock = clock
         self._jitter = jitter
+        self._tracer = tracing.tracer(_tracing.TRACER_NAME)  # None: tracing off
         self._unowned_reported: dict[tuple[str, str], float] = {}
 
     async def run(self, delivery: Delivery) -> None:
@@ -126,14 +128,17 @@ class AttemptRunner:
             if metadata.num_delivered > 1 and await self._already_recorded(due, sequence, task):
                 await _settle(delivery, "ack")
                 return
-            with self._cancels.watch(due) as cancel:
-                if self._cancels.may_be_unheard(due, metadata.timestamp):
-                    await self._cancels.look_up(self._js, due, cancel)
-                if cancel.request is not None:
-                    outcome = self._not_run(due, task, cancel.request)
-                else:
-                    outcome = await self._run(due, task, cancel)
-            await self._record(outcome)
+            with _tracing.attempt_span(self._tracer, msg, due) as span:
+                trace = _tracing.headers_of(span)
+                with self._cancels.watch(due) as cancel:
+                    if self._cancels.may_be_unheard(due, metadata.timestamp):
+                        await self._cancels.look_up(self._js, due, cancel)
+                    if cancel.request is not None:
+                        outcome = self._not_run(due, task, cancel.request)
+                    else:
+                        outcome = await self._run(due, task, cancel, trace)
+                _tracing.record_outcome(span, outcome)
+                await self._record(outcome, trace=trace)
             await _settle(delivery, "ack")
             self._count(outcome)
         except asyncio.CancelledError:
@@ -208,7 +213,13 @@ class AttemptRunner:
             jitter=0.0,
         )
 
-    async def _run(self, due: TaskDue, task: RegisteredTask, cancel: AttemptCancel) -> _Outcome:
+    async def _run(
+        self,
+        due: TaskDue,
+        task: RegisteredTask,
+        cancel: AttemptCancel,
+        trace: dict[str, str] | None = None,
+    ) -> _Outcome:
         manager = self._registrar.manager
         started = started_event(
             due,
@@ -219,14 +230,14 @@ class AttemptRunner:
         # TaskStarted is confirmed while the plugin runs, and before the outcome is sent, so
         # that the stream still holds them in that order.
         try:
-            sent: asyncio.Future[PublishAck] | None = await self._publisher.send(started)
+            sent: asyncio.Future[PublishAck] | None = await self._publisher.send(started, trace)
         except Exception as error:
             log.debug("sending %s failed: %s", event_type(started), error)
             sent = None
         self._stats.started += 1
         try:
             outcome = await self._attempt(manager, due, task, started.deadline, cancel)
-            await self._record(started, sent)
+            await self._record(started, sent, trace)
         except BaseException:
             if sent is not None:
                 sent.cancel()
@@ -263,19 +274,23 @@ class AttemptRunner:
         )
 
     async def _record(
-        self, event: Event, sent: asyncio.Future[PublishAck] | None = None
+        self,
+        event: Event,
+        sent: asyncio.Future[PublishAck] | None = None,
+        trace: dict[str, str] | None = None,
     ) -> PublishAck:
         """Publish until the stream has it (``sent``: it was already sent, this is the
-        answer); transport errors are retried without end (the attempt's heartbeats continue
-        meanwhile), a refusal by the server a few times. The message id makes a retry of an
-        event that was stored after all a duplicate, not a second copy."""
+        answer; ``trace``: the attempt's trace headers, with tracing on); transport errors are
+        retried without end (the attempt's heartbeats continue meanwhile), a refusal by the
+        server a few times. The message id makes a retry of an event that was stored after all
+        a duplicate, not a second copy."""
         pause = 0.1
         refusals = 0
         while True:
             raise_if_cancelled()
             try:
                 if sent is None:
-                    sent = await self._publisher.send(event)
+                    sent = await self._publisher.send(event, trace)
                 ack = await sent
             except APIError as error:
                 refusals += 1

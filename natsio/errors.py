@@ -104,3 +104,7 @@ class ServiceNotRunningError(ServiceError, RuntimeError):
 class ServiceFailedError(ServiceError):
     """A service's background loop failed, which stopped the service; the loop's error is the
     ``__cause__``."""
+
+
+class TracingSetupError(SchedulerError, ValueError):
+    """The ``OTEL_*`` variables ask for tracing this process cannot do (`natsio.tracing`)."""

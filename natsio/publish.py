@@ -180,16 +180,22 @@ class AckedPublisher:
                 if answer is None:
                     burst.answer(index, ConnectionError("the publisher was closed"))
 
-    async def send(self, event: Event) -> asyncio.Future[PublishAck]:
-        """Publish ``event`` with its headers; the future resolves with the stream's answer
-        (an `APIError` when the stream refuses it, `TimeoutError` when none comes)."""
+    async def send(
+        self, event: Event, trace: Mapping[str, str] | None = None
+    ) -> asyncio.Future[PublishAck]:
+        """Publish ``event`` with its headers (and ``trace``'s, when tracing is on); the future
+        resolves with the stream's answer (an `APIError` when the stream refuses it,
+        `TimeoutError` when none comes)."""
         key = (type(event), event.tenant_id, event.task_id)
         subject_name = self._subjects.get(key)
         if subject_name is None:
             subject_name = event_subject(event)
             if len(self._subjects) < 10_000:
                 self._subjects[key] = subject_name
-        return await self.send_message(subject_name, encode(event), event_headers(event))
+        headers = event_headers(event)
+        if trace:
+            headers.update(trace)
+        return await self.send_message(subject_name, encode(event), headers)
 
     @property
     def connected(self) -> bool:

@@ -18,9 +18,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nats.js.errors import APIError
 
@@ -37,8 +37,9 @@ from contracts.events import (
     event_subject,
 )
 from contracts.subjects import PREFIX
+from natsio import tracing
 from natsio.errors import is_guard_refusal, winning_sequence
-from natsio.publish import AckedPublisher, Message, NotConnectedError, PublishAck
+from natsio.publish import AckedPublisher, Answer, Message, NotConnectedError, PublishAck
 from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
 from ticker._heap import FireHeap
@@ -53,6 +54,9 @@ from ticker._policy import (
 )
 from ticker._stats import TickerStats
 from ticker.settings import TickerSettings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
 
 log = logging.getLogger("dvp_scheduler.ticker")
 
@@ -144,6 +148,8 @@ class FirePublisher:
         self._live = False
         self._cost_per_fire = _FIRST_COST_PER_FIRE
         """Seconds to decide and encode one fire of a burst, as last measured."""
+        self._tracer = tracing.tracer("dvp_scheduler.ticker")
+        """Decided once: ``None`` (tracing off) means no span and no trace header at all."""
 
     def _decide(self, state: TaskState, now: datetime) -> Decision | None:
         return decide(state, now, lost_after=self._lost_after)
@@ -207,11 +213,14 @@ class FirePublisher:
         needed = _AHEAD_MARGIN * count * self._cost_per_fire
         return min(_MAX_DECIDE_AHEAD_SECONDS, max(_DECIDE_AHEAD_SECONDS, needed))
 
-    async def publish_guarded(self, key: TaskKey, make: Decider) -> bool:
+    async def publish_guarded(
+        self, key: TaskKey, make: Decider, trace_parent: Mapping[str, str] | None = None
+    ) -> bool:
         """Publish what ``make`` decides for the task, guarded by its newest sequence.
 
         On a refusal, wait for the follower to catch up and decide again. Return ``False`` if it
-        should be tried again later.
+        should be tried again later. With tracing on, a ``TaskDue`` continues the trace in the
+        headers ``trace_parent`` (a retry's), or starts one.
         """
         for _ in range(_MAX_DECISIONS):
             state = self._states.get(key)
@@ -226,13 +235,28 @@ class FirePublisher:
                 log.error("not publishing for %s/%s: %s", *key, error)
                 return True
             headers = _guard_headers(event, state)
+            payload = encode(event)
+            span = None
+            if self._tracer is not None and isinstance(event, TaskDue):
+                operation = "retry" if event.trigger == "retry" else "fire"
+                span = tracing.due_span(
+                    self._tracer,
+                    operation,
+                    event,
+                    subject,
+                    payload,
+                    headers,
+                    parent=tracing.extract(trace_parent),
+                )
             if isinstance(event, TaskDue):
                 await self._consumers.ensure(event.tenant_id)
             try:
                 async with self._slots:
-                    ack = await self._publisher.publish(subject, encode(event), headers)
-            except APIError as error:
-                if not is_guard_refusal(error):
+                    ack = await self._publisher.publish(subject, payload, headers)
+            except BaseException as error:
+                if span is not None:
+                    tracing.end_publish_span(span, error)
+                if not isinstance(error, APIError) or not is_guard_refusal(error):
                     raise
                 self._stats.conflicts += 1
                 # The winner's message, once the follower has it, changes the decision.
@@ -240,6 +264,8 @@ class FirePublisher:
                 if not await self._caught_up(key, actual):
                     return False
                 continue
+            if span is not None:
+                tracing.end_publish_span(span, ack)
             self._record(state, event, ack)
             return True
         return False
@@ -284,6 +310,8 @@ class FirePublisher:
         ready: list[_Ready] = []
         messages: list[Message] = []
         alone: list[TaskKey] = []  # first fires of a tenant: the one-by-one way makes its consumer
+        tracer = self._tracer
+        spans: list[Span | None] = []  # with tracing on, one per message
         for n, key in enumerate(keys):
             if n % _DECISIONS_PER_TURN == _DECISIONS_PER_TURN - 1:
                 await asyncio.sleep(0)  # fires due sooner go first
@@ -297,6 +325,8 @@ class FirePublisher:
                     alone.append(key)
                     continue
                 message = (event_subject(event), encode(event), _guard_headers(event, state))
+                if tracer is not None:
+                    spans.append(_burst_span(tracer, event, message, instant))
             except Exception:  # one task's bad state must not hold the batch's others
                 log.exception("cannot decide for %s/%s; not publishing for it now", *key)
                 self._done(key, instant + _NOTHING_DUE_PAUSE)
@@ -311,19 +341,22 @@ class FirePublisher:
             await asyncio.sleep(wait)
         try:
             answers_due = await self._publisher.send_burst(burst)
-        except NotConnectedError:
+        except NotConnectedError as error:
             # Decided for a moment the stream cannot hear of now: decided again once the
             # connection is back (then what is past its instant is a catch-up or a skip).
             self._stats.held_disconnected += len(ready) + len(alone)
+            _end_publish_spans(spans, error)
             for key in [key for key, *_ in ready] + alone:
                 self._done(key, time.time() + self._backoff)
             return
-        except Exception:
+        except Exception as error:
             log.exception("sending a burst of %d fires failed; firing them one by one", len(ready))
+            _end_publish_spans(spans, error)
             alone.extend(key for key, *_ in ready)
             ready = []
         else:
             answers = await answers_due
+            _end_publish_spans(spans, answers)
             not_before = time.time() + _NOTHING_DUE_PAUSE  # one for all: they stay one batch
             for (key, state, event), answer in zip(ready, answers, strict=True):
                 if isinstance(answer, BaseException):
@@ -407,3 +440,24 @@ def _guard_headers(event: Decision, state: TaskState) -> dict[str, str]:
         f"{PREFIX}.{state.tenant_id}.*.{state.task_id}"
     )
     return headers
+
+
+def _burst_span(tracer: Tracer, event: Decision, message: Message, instant: float) -> Span | None:
+    """The span of a burst's ``TaskDue``, begun at the burst's instant (it is decided ahead);
+    its context goes into the message's headers."""
+    if not isinstance(event, TaskDue):
+        return None
+    subject, payload, headers = message
+    assert isinstance(headers, dict)
+    return tracing.due_span(
+        tracer, "fire", event, subject, payload, headers, start_time=int(instant * 1e9)
+    )
+
+
+def _end_publish_spans(spans: list[Span | None], answers: list[Answer] | BaseException) -> None:
+    """End a burst's spans: each with its answer, or all with the error that kept it unsent."""
+    for n, span in enumerate(spans):
+        if span is not None:
+            tracing.end_publish_span(
+                span, answers if isinstance(answers, BaseException) else answers[n]
+            )

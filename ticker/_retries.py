@@ -121,6 +121,7 @@ class RetryRelay:
                 await self._firing.publish_guarded(
                     key,
                     lambda state, now: retry_due(state, event, now, cancel=cancel, ended=ended),
+                    trace_parent=msg.headers,  # the failed attempt's span, when tracing is on
                 )
             )
         except NotConnectedError:

@@ -25,6 +25,7 @@ from dvp_scheduler.cli import (
     up,
 )
 from dvp_scheduler.cli._common import REFUSALS, add_logging_arguments, configure_logging
+from natsio import tracing
 
 # Each module adds its subcommands with register(); one line here per module.
 _COMMAND_MODULES = [
@@ -59,12 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TRACED_SERVICES = frozenset({"ticker", "executor"})
+"""Commands whose process is named after them in traces (``dvp-scheduler-ticker``); the others
+are ``dvp-scheduler``."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     REFUSALS.clear()
+    traced = False
     try:
+        # Decided once, before any service is built: tracing is on only when OTEL_* asks.
+        service = f"dvp-scheduler-{args.command}" if args.command in _TRACED_SERVICES else ""
+        traced = tracing.configure(service or "dvp-scheduler")
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
@@ -77,3 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         role = "admin" if args.command == "init" else "operator"
         print(f"dvp-scheduler: error: {REFUSALS[-1].explain(role)}", file=sys.stderr)
         return 2
+    finally:
+        if traced:
+            tracing.shutdown()  # the last spans are exported before the process ends
