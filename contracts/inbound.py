@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contracts.errors import EventDecodeError, InvalidIdentifierError
 from contracts.events import Event, decode, event_kind, event_type
 from contracts.headers import EVENT_TYPE
-from contracts.subjects import parse_subject
+from contracts.subjects import SubjectParts, parse_subject
 from contracts.validation import event_problem
 
 
@@ -30,14 +30,18 @@ def read_event(
     subject: str | bytes,
     data: bytes | bytearray | memoryview | str,
     headers: Mapping[str, str] | None = None,
+    *,
+    parts: SubjectParts | None = None,
 ) -> Event:
     """The event a stream message holds, checked against its subject (and its type header,
-    when given); raise `EventDecodeError` (or a subclass) for anything else."""
+    when given); raise `EventDecodeError` (or a subclass) for anything else. ``parts``: the
+    subject as `parse_subject` took it apart, for a caller that did so already."""
     subject_text = subject.decode(errors="replace") if isinstance(subject, bytes) else subject
-    try:
-        parts = parse_subject(subject_text)
-    except InvalidIdentifierError as error:
-        raise SubjectMismatchError(f"not an event subject: {error}") from None
+    if parts is None:
+        try:
+            parts = parse_subject(subject_text)
+        except InvalidIdentifierError as error:
+            raise SubjectMismatchError(f"not an event subject: {error}") from None
     event = decode(data)
     kind = event_kind(event)
     if (event.tenant_id, kind, event.task_id) != parts:

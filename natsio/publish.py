@@ -266,7 +266,7 @@ class AckedPublisher:
         direct = direct_client(self._nc)
         try:
             if direct is not None and burst.encoded is not None:
-                await direct.publish_encoded(burst.encoded, len(burst.encoded))
+                await direct.publish_encoded(burst.encoded)
             else:
                 prefix = self._prefix
                 for (subject_name, payload, headers), token in zip(

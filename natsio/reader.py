@@ -114,14 +114,14 @@ class _DirectClient(Client):
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()
 
-    async def publish_encoded(self, frames: list[bytes], count: int) -> None:
-        """Send ``count`` messages already in the protocol's wire form (``frames``, see
+    async def publish_encoded(self, frames: list[bytes]) -> None:
+        """Send messages already in the protocol's wire form (``frames``, one each; see
         `natsio.publish.encode_publish`) in one write: no per-message work at the moment of
         sending, which is what a burst of thousands of fires at one instant needs."""
         # The buffer and the flusher nats-py's own publish uses: same ordering, same limits.
         for frame in frames:
             await self._send_command(frame)
-        self.stats["out_msgs"] += count
+        self.stats["out_msgs"] += len(frames)
         await self._flush_pending()
 
     async def _process_msg(

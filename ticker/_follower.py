@@ -17,7 +17,7 @@ from nats.aio.client import Client
 
 from contracts.errors import EventDecodeError, InvalidIdentifierError
 from contracts.inbound import read_event
-from contracts.subjects import parse_subject
+from contracts.subjects import SubjectParts, parse_subject
 from natsio.reader import OrderedReader
 from ticker._policy import TaskKey, TaskState, apply_event
 from ticker._stats import TickerStats
@@ -106,18 +106,26 @@ class Follower:
     def _on_message(self, seq: int, subject_bytes: bytes, data: bytes) -> None:
         subject = subject_bytes.decode(errors="replace")
         try:
-            known = self._known_state(subject)
+            try:
+                parts = parse_subject(subject)
+            except InvalidIdentifierError as error:
+                self._stats.bad_messages += 1
+                log.warning(
+                    "skipping message %d on %s: not an event subject: %s", seq, subject, error
+                )
+                return
+            known = self.states.get((parts.tenant_id, parts.task_id))
             if known is not None and seq <= known.last_seq:
                 # Applied already: this ticker's own publish, recorded from its acknowledgement.
                 # Not decoded again (a burst brings thousands at once).
                 self._release_waiters(known)
                 return
             try:
-                event = read_event(subject, data)
+                event = read_event(subject, data, parts=parts)
             except EventDecodeError as error:
                 self._stats.bad_messages += 1
                 log.warning("skipping message %d on %s: %s", seq, subject, error)
-                self._note_sequence(subject, seq)
+                self._note_sequence(parts, seq)
                 return
             key = (event.tenant_id, event.task_id)
             state = self.states.get(key) or self._add(key)
@@ -142,13 +150,6 @@ class Follower:
             self._stats.bad_messages += 1
             log.exception("could not apply message %d on %s", seq, subject)
 
-    def _known_state(self, subject: str) -> TaskState | None:
-        try:
-            parts = parse_subject(subject)
-        except InvalidIdentifierError:
-            return None
-        return self.states.get((parts.tenant_id, parts.task_id))
-
     def _release_waiters(self, state: TaskState) -> None:
         if not self._waiters:  # the common case: nobody waits (a publish was refused)
             return
@@ -157,12 +158,8 @@ class Follower:
         if waiters:
             self._release(key, state.last_seq, waiters)
 
-    def _note_sequence(self, subject: str, seq: int) -> None:
+    def _note_sequence(self, parts: SubjectParts, seq: int) -> None:
         """A message we cannot use still moves its task's sequence, which publishes check."""
-        try:
-            parts = parse_subject(subject)
-        except InvalidIdentifierError:
-            return
         key = (parts.tenant_id, parts.task_id)
         state = self.states.get(key) or self._add(key)
         state.last_seq = max(state.last_seq, seq)
