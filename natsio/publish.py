@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -87,11 +87,16 @@ class Burst:
     one at the moment of sending)."""
 
 
+AnswerHandler = Callable[[int, Answer], None]
+"""Told each answer of a burst as it is read: the message's index in the burst, its answer."""
+
+
 @dataclass(eq=False)
 class _BurstAnswers:
     answers: list[Answer | None]
     future: asyncio.Future[list[Answer]]
     until: float
+    on_answer: AnswerHandler | None = None
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +106,11 @@ class _BurstAnswers:
         if self.answers[index] is None:
             self.answers[index] = answer
             self.remaining -= 1
+            if self.on_answer is not None and not self.future.done():
+                try:
+                    self.on_answer(index, answer)
+                except Exception:  # the caller's bug must not lose the burst's other answers
+                    log.exception("handling answer %d of a burst failed", index)
             if self.remaining == 0:
                 self.finish()
 
@@ -243,9 +253,16 @@ class AckedPublisher:
             ]
         return Burst(messages, tokens, encoded)
 
-    async def send_burst(self, burst: Burst) -> asyncio.Future[list[Answer]]:
+    async def send_burst(
+        self, burst: Burst, on_answer: AnswerHandler | None = None
+    ) -> asyncio.Future[list[Answer]]:
         """Send a prepared burst in one go; the future resolves with one `Answer` per message,
         in order, once every answer came or ``timeout`` passed.
+
+        ``on_answer``, if given, is told each answer the moment it is read (from the
+        connection's read loop: it must not block), so that the caller can act on the first
+        answers of a large burst before the last come; an answer that did not come in time
+        is only in the future's list.
 
         Raises `NotConnectedError` (nothing sent) while the connection is down, as
         `send_message` does.
@@ -254,7 +271,7 @@ class AckedPublisher:
             raise NotConnectedError("not connected to NATS: the burst was not sent")
         future: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
         waiting = _BurstAnswers(
-            [None] * len(burst.tokens), future, time.monotonic() + self._timeout
+            [None] * len(burst.tokens), future, time.monotonic() + self._timeout, on_answer
         )
         if not burst.tokens:
             waiting.finish()

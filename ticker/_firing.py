@@ -339,8 +339,20 @@ class FirePublisher:
         wait = at - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
+        recorded = [False] * len(ready)
+        not_before = max(at, time.time()) + _NOTHING_DUE_PAUSE  # one for all: they stay one batch
+
+        def on_answer(index: int, answer: Answer) -> None:
+            # Recorded as each answer is read: the follower, which reads the same messages from
+            # the stream, then finds them applied and skips them instead of decoding them.
+            if not isinstance(answer, BaseException):
+                key, state, event = ready[index]
+                self._record(state, event, answer)
+                self._done(key, not_before)
+                recorded[index] = True
+
         try:
-            answers_due = await self._publisher.send_burst(burst)
+            answers_due = await self._publisher.send_burst(burst, on_answer)
         except NotConnectedError as error:
             # Decided for a moment the stream cannot hear of now: decided again once the
             # connection is back (then what is past its instant is a catch-up or a skip).
@@ -357,12 +369,13 @@ class FirePublisher:
         else:
             answers = await answers_due
             _end_publish_spans(spans, answers)
-            not_before = time.time() + _NOTHING_DUE_PAUSE  # one for all: they stay one batch
-            for (key, state, event), answer in zip(ready, answers, strict=True):
+            for (key, state, event), answer, done in zip(ready, answers, recorded, strict=True):
+                if done:
+                    continue
                 if isinstance(answer, BaseException):
                     alone.append(key)  # refused (another ticker was first), timed out or failed
                     continue
-                self._record(state, event, answer)
+                self._record(state, event, answer)  # its handling above failed: once more
                 self._done(key, not_before)
         for key in alone:
             self._spawn(self._fire(key))  # still marked busy
