@@ -251,10 +251,50 @@ def next_fire_after(schedule: Schedule, after: datetime) -> datetime:
         offset = round(schedule.offset_seconds * 1_000_000)
         k = (micros - offset) // interval + 1
         return _EPOCH + timedelta(microseconds=k * interval + offset)
-    if schedule.cron_expression is None:
+    expression, timezone = schedule.cron_expression, schedule.timezone
+    if expression is None:
         raise ScheduleError("schedule has neither cron_expression nor interval_seconds")
-    cron = parse_cron(schedule.cron_expression)
-    zone = _zone(schedule.timezone)
+    if type(expression) is not str or type(timezone) is not str:
+        return _next_cron_fire(expression, timezone, after)  # invalid: let it say why
+    key = (expression, timezone)
+    spans = _cron_spans.get(key)
+    if spans is not None:
+        for low, fire in spans:
+            if low <= after < fire:
+                return fire
+    fire = _next_cron_fire(expression, timezone, after)
+    _remember_span(key, spans, after, fire)
+    return fire
+
+
+_CRON_SPANS_KEPT: Final = 4
+_MAX_CRON_SPAN_KEYS: Final = 65_536
+_cron_spans: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+"""For a (cron expression, time zone): spans ``(low, fire)`` with no fire in ``(low, fire)``,
+newest first. The answer for any ``after`` in ``[low, fire)`` is ``fire``, so the thousands
+of tasks that share a cron (a herd at midnight, a ticker starting up) compute it once."""
+
+
+def _remember_span(
+    key: tuple[str, str],
+    spans: list[tuple[datetime, datetime]] | None,
+    low: datetime,
+    fire: datetime,
+) -> None:
+    kept = [(low, fire)]
+    for old_low, old_fire in spans or ():
+        if old_fire == fire:
+            kept[0] = (min(low, old_low), fire)  # the same gap, known from further back
+        elif len(kept) < _CRON_SPANS_KEPT:
+            kept.append((old_low, old_fire))
+    if spans is None and len(_cron_spans) >= _MAX_CRON_SPAN_KEYS:
+        _cron_spans.clear()
+    _cron_spans[key] = kept  # a new list: a reader in another thread sees the old or the new
+
+
+def _next_cron_fire(expression: str, timezone: str, after: datetime) -> datetime:
+    cron = parse_cron(expression)
+    zone = _zone(timezone)
     wall = after.astimezone(zone).replace(tzinfo=None)
     while True:
         wall = cron.next_wall_time(wall)

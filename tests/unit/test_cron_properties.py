@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from contracts import Schedule, next_fires
 from contracts.cron import CronError, parse_cron
-from contracts.schedule import iter_fires
+from contracts.schedule import _next_cron_fire, iter_fires, next_fire_after
 
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -214,3 +214,25 @@ def test_across_dst_changes_fires_follow_the_documented_rule(
         )
     )
     assert fires == sorted(documented_fires(expression, zone_name, begin, end))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    expression=DST_EXPRESSIONS,
+    zone_name=st.sampled_from(DST_ZONES),
+    which=st.integers(0, 3),
+    offsets=st.lists(st.integers(-26 * 3600, 26 * 3600), min_size=1, max_size=40),
+)
+def test_remembered_next_fires_equal_computed_ones(
+    expression: str, zone_name: str, which: int, offsets: list[int]
+) -> None:
+    """The next fire of a cron is remembered per expression and zone (a span with no fire in
+    it); in any order of questions, also across a DST change, each answer is the one computed
+    afresh."""
+    if _refusal(expression) is not None:
+        return
+    schedule = Schedule(cron_expression=expression, timezone=zone_name)
+    middle = transitions(zone_name)[which]
+    for offset in offsets + offsets[::-1]:  # each question once more, from the other side
+        after = middle + timedelta(seconds=offset)
+        assert next_fire_after(schedule, after) == _next_cron_fire(expression, zone_name, after)
