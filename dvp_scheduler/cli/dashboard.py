@@ -12,7 +12,7 @@ from dvp_scheduler.cli._common import (
     port_number,
 )
 from dvp_scheduler.cli._settings import add_setting, environment_variable, settings_from_arguments
-from dvp_scheduler.dashboard import DashboardSettings, run_dashboard
+from dvp_scheduler.dashboard import DashboardSettings
 from dvp_scheduler.dashboard.access import parse_tenant_token
 from dvp_scheduler.errors import SettingsError
 
@@ -82,6 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         mode = "read-only" if settings.token is None and not settings.tenant_tokens else "tokens"
         print(f"dashboard      {url}  ({mode}; NATS {settings.connection.url})", flush=True)
+
+    from dvp_scheduler.dashboard import run_dashboard  # the web stack, only when it runs
 
     asyncio.run(run_dashboard(settings, on_ready=ready))
     return 0
