@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 from contracts.events import (
     Event,
@@ -83,6 +85,25 @@ Decision = TaskDue | TaskSkipped | RetryScheduled | TaskFailed | ScheduledRunsCh
 retry closed, or a one-off run that fired taken off its list."""
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+_NONE_YET: Final[Mapping[Any, Any]] = MappingProxyType({})
+"""The one empty mapping every task's execution maps start as: an empty dict is 64 bytes, six
+per task cost 384 MB over a million tasks that nearly all have no open execution. It is
+read-only, so a write that skipped the task's ``own_...`` method fails instead of reaching
+every task."""
+
+
+def _none_yet() -> Mapping[Any, Any]:
+    return _NONE_YET
+
+
+def _own(mapping: Mapping[_K, _V]) -> dict[_K, _V]:
+    """``mapping`` if it is a dict (the task's own), else a new dict with its items."""
+    return mapping if isinstance(mapping, dict) else dict(mapping)
+
+
 @dataclass(frozen=True, slots=True)
 class StartedAttempt:
     """The newest started attempt of an open execution, as its ``TaskStarted`` said."""
@@ -108,30 +129,34 @@ class TaskState:
     """The newest fire handled (run or skipped), by any ticker."""
     last_seq: int = 0
     """The stream sequence of the newest event of this task applied."""
-    running: dict[str, None] = field(default_factory=dict)
-    """Executions with a ``TaskDue`` and no terminal event yet, oldest first."""
+    running: Mapping[str, None] = field(default_factory=_none_yet)
+    """Executions with a ``TaskDue`` and no terminal event yet, oldest first.
+
+    This and the other maps of executions (`started`, `retried`, `cancels`, `ended`,
+    `fired_runs`) are read here and written through their ``own_...`` method, which gives the
+    task its own dict the first time."""
     last_due: tuple[str, int] | None = None
     """(execution id, attempt) of the newest ``TaskDue``."""
     max_retries: int = 0
     """The registered definition's, for closing a lost attempt."""
-    started: dict[str, StartedAttempt] = field(default_factory=dict)
+    started: Mapping[str, StartedAttempt] = field(default_factory=_none_yet)
     """Open executions whose newest attempt started and has no outcome yet."""
     invalid_reason: str | None = None
     """Why the newest registration breaks the registration rules (`registration_problem`);
     such a task has no schedule, so nothing of it fires until a valid registration comes."""
     invalid_registrations: int = 0
     """How many invalid registrations of the task were applied (each is logged once)."""
-    retried: dict[str, int] = field(default_factory=dict)
+    retried: Mapping[str, int] = field(default_factory=_none_yet)
     """Open executions whose newest outcome is a ``RetryScheduled``: the attempt it retries."""
-    cancels: dict[str, TaskCancelRequested] = field(default_factory=dict)
+    cancels: Mapping[str, TaskCancelRequested] = field(default_factory=_none_yet)
     """Cancel requests of open executions."""
-    ended: dict[str, None] = field(default_factory=dict)
+    ended: Mapping[str, None] = field(default_factory=_none_yet)
     """Executions whose ``TaskSucceeded`` or ``TaskFailed`` was applied, newest last (at most
     `MAX_TRACKED_RUNNING`): a retry of one of them is never published."""
     scheduled_runs: tuple[ScheduledRun, ...] = ()
     """The one-off runs still to come, earliest first, as the newest ``ScheduledRunsChanged``
     says."""
-    fired_runs: dict[str, None] = field(default_factory=dict)
+    fired_runs: Mapping[str, None] = field(default_factory=_none_yet)
     """One-off runs of that list whose ``TaskDue`` was applied: to be taken off it."""
 
     @property
@@ -147,6 +172,36 @@ class TaskState:
     def active(self) -> bool:
         """Registered and not paused: its schedule's fires run."""
         return self.registered and not self.paused
+
+    def own_running(self) -> dict[str, None]:
+        """`running`, as the task's own dict to write to."""
+        self.running = _own(self.running)
+        return self.running
+
+    def own_started(self) -> dict[str, StartedAttempt]:
+        """`started`, as the task's own dict to write to."""
+        self.started = _own(self.started)
+        return self.started
+
+    def own_retried(self) -> dict[str, int]:
+        """`retried`, as the task's own dict to write to."""
+        self.retried = _own(self.retried)
+        return self.retried
+
+    def own_cancels(self) -> dict[str, TaskCancelRequested]:
+        """`cancels`, as the task's own dict to write to."""
+        self.cancels = _own(self.cancels)
+        return self.cancels
+
+    def own_ended(self) -> dict[str, None]:
+        """`ended`, as the task's own dict to write to."""
+        self.ended = _own(self.ended)
+        return self.ended
+
+    def own_fired_runs(self) -> dict[str, None]:
+        """`fired_runs`, as the task's own dict to write to."""
+        self.fired_runs = _own(self.fired_runs)
+        return self.fired_runs
 
 
 _MAX_SHARED_SCHEDULES: Final = 100_000
@@ -210,29 +265,27 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
         case ScheduledRunsChanged():
             state.scheduled_runs = event.runs
             waiting = {run.run_id for run in event.runs}
-            state.fired_runs = {r: None for r in state.fired_runs if r in waiting}
+            if state.fired_runs:
+                state.fired_runs = {r: None for r in state.fired_runs if r in waiting}
             return True
         case TaskDue():
             _advance(state, event.fire_at)
-            state.running[event.execution_id] = None
-            if len(state.running) > MAX_TRACKED_RUNNING:
-                oldest = next(iter(state.running))
-                del state.running[oldest]
-                state.started.pop(oldest, None)
-                state.retried.pop(oldest, None)
-                state.cancels.pop(oldest, None)
+            running = state.own_running()
+            running[event.execution_id] = None
+            if len(running) > MAX_TRACKED_RUNNING:
+                _forget(state, next(iter(running)))
             started = state.started.get(event.execution_id)
             if started is not None and started.attempt < event.attempt:
-                del state.started[event.execution_id]  # a later attempt waits to be started
+                del state.own_started()[event.execution_id]  # a later attempt waits to be started
             retried = state.retried.get(event.execution_id)
             if retried is not None and retried < event.attempt:
-                del state.retried[event.execution_id]  # the retry was published
+                del state.own_retried()[event.execution_id]  # the retry was published
             if state.last_due is None or state.last_due[0] != event.execution_id:
                 state.last_due = (event.execution_id, event.attempt)
             else:
                 state.last_due = (event.execution_id, max(state.last_due[1], event.attempt))
             if any(run.run_id == event.execution_id for run in state.scheduled_runs):
-                state.fired_runs[event.execution_id] = None
+                state.own_fired_runs()[event.execution_id] = None
                 return True  # to be taken off the list at once
             return False
         case TaskSkipped():
@@ -244,7 +297,7 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             started = state.started.get(event.execution_id)
             if started is not None and started.attempt > event.attempt:
                 return False
-            state.started[event.execution_id] = StartedAttempt(
+            state.own_started()[event.execution_id] = StartedAttempt(
                 event.attempt, event.worker, event.occurred_at, event.deadline
             )
             return True
@@ -256,23 +309,22 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
             last_due = state.last_due
             if last_due is not None and last_due[0] == execution_id and last_due[1] > event.attempt:
                 return False  # its next attempt was published already
-            state.retried[execution_id] = max(state.retried.get(execution_id, 0), event.attempt)
+            retried = max(state.retried.get(execution_id, 0), event.attempt)
+            state.own_retried()[execution_id] = retried
             return execution_id in state.cancels  # a cancelled retry is closed at once
         case TaskSucceeded() | TaskFailed():
             execution_id = event.execution_id
-            state.running.pop(execution_id, None)
-            state.started.pop(execution_id, None)
-            state.retried.pop(execution_id, None)
-            state.cancels.pop(execution_id, None)
-            state.ended[execution_id] = None
-            if len(state.ended) > MAX_TRACKED_RUNNING:
-                del state.ended[next(iter(state.ended))]
+            _forget(state, execution_id)
+            ended = state.own_ended()
+            ended[execution_id] = None
+            if len(ended) > MAX_TRACKED_RUNNING:
+                del ended[next(iter(ended))]
             return False
         case TaskCancelRequested():
             execution_id = event.execution_id
             if execution_id not in state.running or execution_id in state.cancels:
                 return False  # ended already (or never seen), or asked before
-            state.cancels[execution_id] = event
+            state.own_cancels()[execution_id] = event
             return execution_id in state.retried
         case _:
             return False
@@ -281,7 +333,20 @@ def apply_event(state: TaskState, event: Event, seq: int | None = None) -> bool:
 def _attempt_ended(state: TaskState, execution_id: str, attempt: int) -> None:
     started = state.started.get(execution_id)
     if started is not None and started.attempt <= attempt:
-        del state.started[execution_id]
+        del state.own_started()[execution_id]
+
+
+def _forget(state: TaskState, execution_id: str) -> None:
+    """Drop an execution from the task's open ones: it ended, or it is past the newest
+    `MAX_TRACKED_RUNNING`."""
+    if execution_id in state.running:
+        del state.own_running()[execution_id]
+    if execution_id in state.started:
+        del state.own_started()[execution_id]
+    if execution_id in state.retried:
+        del state.own_retried()[execution_id]
+    if execution_id in state.cancels:
+        del state.own_cancels()[execution_id]
 
 
 def _advance(state: TaskState, fire: datetime | None) -> None:
@@ -489,7 +554,7 @@ def decide(
             missed_fires=count,
         )
     if schedule.overlap == "skip" and state.running:
-        running = next(reversed(state.running))
+        running = next(reversed(state.own_running()))  # a Mapping is not reversible; not empty
         return TaskSkipped(
             tenant_id=state.tenant_id,
             task_id=state.task_id,

@@ -511,3 +511,24 @@ def test_a_retry_that_is_due_but_not_started_is_never_lost() -> None:
     apply_event(state, second, 5)
     assert state.started == {}  # waiting for an executor: it waits, it is not lost
     assert next_due_instant(state, lost_after=10) == at(1200)
+
+
+EXECUTION_MAPS = ("running", "started", "retried", "cancels", "ended", "fired_runs")
+
+
+def test_tasks_never_share_a_map_of_executions() -> None:
+    """Every task starts with the same read-only empty maps; its first write makes its own."""
+    one, other = TaskState(TENANT, TASK), TaskState(TENANT, "other")
+    for name in EXECUTION_MAPS:
+        getattr(one, f"own_{name}")()["e-1"] = None
+    busy, _ = running_attempt()  # folding events writes too
+    fresh = TaskState(TENANT, TASK)
+    for name in EXECUTION_MAPS:
+        assert getattr(one, name) == {"e-1": None}, name
+        assert getattr(other, name) == {}, name
+        assert getattr(fresh, name) == {}, name
+        assert getattr(fresh, f"own_{name}")() is not getattr(one, name), name
+        assert getattr(fresh, name) is not getattr(busy, name), name
+        with pytest.raises(TypeError):
+            # A write that skips own_... fails instead of reaching every task.
+            getattr(TaskState(TENANT, TASK), name)["e-2"] = None
