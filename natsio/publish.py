@@ -81,10 +81,11 @@ class Burst:
     """Messages made ready ahead by `AckedPublisher.prepare`, sent at once by `send_burst`."""
 
     messages: Sequence[Message]
+    """The messages, when they are published one by one at the moment of sending (empty when
+    they are `encoded`)."""
     tokens: list[str]
     encoded: list[bytes] | None
-    """The messages in wire form, when the client can send them so (else published one by
-    one at the moment of sending)."""
+    """The messages in wire form, when the client can send them so."""
 
 
 AnswerHandler = Callable[[int, Answer], None]
@@ -251,7 +252,9 @@ class AckedPublisher:
                 encode_publish(subject_name, prefix + token, payload, headers)
                 for (subject_name, payload, headers), token in zip(messages, tokens, strict=True)
             ]
-        return Burst(messages, tokens, encoded)
+        # Encoded, the messages themselves are not kept: a herd of 100,000 fires would hold
+        # each twice until it is sent.
+        return Burst(messages if encoded is None else (), tokens, encoded)
 
     async def send_burst(
         self, burst: Burst, on_answer: AnswerHandler | None = None

@@ -73,6 +73,8 @@ _REGROUP_SECONDS: Final = 0.01
 """The grid on which tasks whose instant passed already are put back (see `_reschedule`)."""
 _LEARN_FROM: Final = 500
 """A batch at least this large measures the cost per fire (smaller ones are noise)."""
+_RECORD_AS_ANSWERED_UP_TO: Final = 20_000
+"""A burst of at most this many fires is recorded answer by answer (see `_fire_batch`)."""
 _DECISIONS_PER_TURN: Final = 32
 """Decisions taken before the loop lets other work (fires due sooner) run."""
 _DECISION_LINES_PER_SECOND: Final = 50
@@ -334,6 +336,7 @@ class FirePublisher:
             ready.append((key, state, event))
             messages.append(message)
         burst = self._publisher.prepare(messages)
+        del messages  # encoded in the burst: not held twice until the instant
         if len(keys) >= _LEARN_FROM:
             self._cost_per_fire = (time.monotonic() - started) / len(keys)
         wait = at - time.time()
@@ -344,15 +347,18 @@ class FirePublisher:
 
         def on_answer(index: int, answer: Answer) -> None:
             # Recorded as each answer is read: the follower, which reads the same messages from
-            # the stream, then finds them applied and skips them instead of decoding them.
+            # the stream, then finds them applied and skips them instead of decoding them. The
+            # rest (the next instants) waits for the last answer.
             if not isinstance(answer, BaseException):
-                key, state, event = ready[index]
+                _, state, event = ready[index]
                 self._record(state, event, answer)
-                self._done(key, not_before)
                 recorded[index] = True
 
         try:
-            answers_due = await self._publisher.send_burst(burst, on_answer)
+            # A herd is written for longer than its first answers take to come: work on them
+            # in the read loop holds its writes back (design 7.14). Its answers wait.
+            handler = on_answer if len(ready) <= _RECORD_AS_ANSWERED_UP_TO else None
+            answers_due = await self._publisher.send_burst(burst, handler)
         except NotConnectedError as error:
             # Decided for a moment the stream cannot hear of now: decided again once the
             # connection is back (then what is past its instant is a catch-up or a skip).
@@ -370,12 +376,11 @@ class FirePublisher:
             answers = await answers_due
             _end_publish_spans(spans, answers)
             for (key, state, event), answer, done in zip(ready, answers, recorded, strict=True):
-                if done:
-                    continue
                 if isinstance(answer, BaseException):
                     alone.append(key)  # refused (another ticker was first), timed out or failed
                     continue
-                self._record(state, event, answer)  # its handling above failed: once more
+                if not done:
+                    self._record(state, event, answer)  # its handling above failed: once more
                 self._done(key, not_before)
         for key in alone:
             self._spawn(self._fire(key))  # still marked busy

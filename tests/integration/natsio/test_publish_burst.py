@@ -14,7 +14,7 @@ from nats.js.errors import APIError
 from contracts import headers as header_names
 from dvp_scheduler.natsserver.base import NatsServer
 from natsio import connect_for_reading
-from natsio.publish import AckedPublisher, Message, NotConnectedError, PublishAck
+from natsio.publish import AckedPublisher, Answer, Message, NotConnectedError, PublishAck
 from natsio.reader import direct_client
 
 pytestmark = pytest.mark.integration
@@ -78,3 +78,28 @@ async def test_a_burst_is_not_sent_while_disconnected(nats_server: NatsServer) -
     await nc.close()
     with pytest.raises(NotConnectedError):
         await publisher.send_burst(burst)
+
+
+async def test_each_answer_is_handed_over_as_it_is_read_and_a_failing_handler_loses_none(
+    client: Client, stream: StreamInfo
+) -> None:
+    publisher = AckedPublisher(client, timeout=5.0)
+    await publisher.start()
+    handed: dict[int, Answer] = {}
+
+    def on_answer(index: int, answer: Answer) -> None:
+        assert index not in handed
+        handed[index] = answer
+        if index == 7:
+            raise RuntimeError("a bug in the caller's handler")
+
+    try:
+        answers = await (
+            await publisher.send_burst(publisher.prepare(burst_messages(300)), on_answer)
+        )
+    finally:
+        await publisher.close()
+
+    assert sorted(handed) == list(range(300))  # each once, the failing one's included
+    assert [handed[n] for n in range(300)] == answers  # the same answers as the future's
+    assert isinstance(handed[2], APIError)  # refusals are handed over too

@@ -33,6 +33,7 @@ from tests.integration.ticker.helpers import (
 )
 from tests.support import eventually
 from ticker import Ticker, TickerSettings
+from ticker import _firing as firing
 
 pytestmark = pytest.mark.integration
 
@@ -98,9 +99,19 @@ async def wait_for_bursts(js: JetStreamContext, count: int, within: float) -> li
     return bursts
 
 
+@pytest.mark.parametrize(
+    "record_as_answered_up_to",
+    [BURST, 0],
+    ids=["recorded answer by answer", "recorded once all are answered (a herd)"],
+)
 async def test_three_tickers_through_bursts_of_2000_fires_give_one_due_per_fire(
-    js: JetStreamContext, stream: StreamInfo, connection: NatsConnection
+    js: JetStreamContext,
+    stream: StreamInfo,
+    connection: NatsConnection,
+    monkeypatch: pytest.MonkeyPatch,
+    record_as_answered_up_to: int,
 ) -> None:
+    monkeypatch.setattr(firing, "_RECORD_AS_ANSWERED_UP_TO", record_as_answered_up_to)
     await register_all(js)
     async with AsyncExitStack() as stack:
         tickers = [
