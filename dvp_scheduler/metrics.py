@@ -193,6 +193,11 @@ def ticker_metrics(ticker: Ticker) -> Iterator[Metric]:
         "Retry messages put back until their retry_at.",
         stats.retries_held,
     )
+    yield _counter(
+        "dvp_ticker_blocks_touched",
+        "Old messages read just before a burst, so that its guards found their blocks in memory.",
+        stats.blocks_touched,
+    )
     if stats.startup_seconds is not None:
         yield _gauge(
             "dvp_ticker_startup_seconds",

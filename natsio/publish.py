@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +17,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import APIError, NoStreamResponseError
 
 from contracts.events import Event, encode, event_headers, event_subject
+from contracts.stream import STREAM_NAME
 from natsio.reader import direct_client
 
 log = logging.getLogger("dvp_scheduler.natsio")
@@ -43,6 +44,11 @@ class _Reply(msgspec.Struct):
 
 
 _reply_decoder: Final = msgspec.json.Decoder(_Reply)
+_MSG_GET: Final = f"$JS.API.STREAM.MSG.GET.{STREAM_NAME}"
+"""Answered by the stream's leader (a direct get may be answered by any replica): the leader's
+blocks are the ones a publish's guard reads."""
+_TOUCH_TOKEN: Final = "touch"
+"""The inbox token of `AckedPublisher.touch`'s answers: never a publish's (those are numbers)."""
 _NO_RESPONDERS: Final = "503"
 _NO_RESPONDERS_LINE: Final = b"NATS/1.0 503"
 
@@ -299,6 +305,26 @@ class AckedPublisher:
             future.cancel()
             raise
         return future
+
+    async def touch(self, sequences: Iterable[int]) -> int:
+        """Ask the stream (its leader) for the messages at ``sequences`` without waiting for
+        them, so that the server has their blocks in memory a moment later; return how many
+        were asked for.
+
+        A publish's guard (the expected last sequence of a subject) reads the subject's last
+        message: one in a block the server has not read for a while (10 s) first loads the
+        whole block from disk. A burst to tasks last heard of long ago (a daily report at
+        midnight) pays that at its instant unless the blocks were touched just before. The
+        answers come to the inbox under a token nobody waits for, and are dropped there.
+        """
+        if not self._nc.is_connected:
+            return 0
+        reply = self._prefix + _TOUCH_TOKEN
+        count = 0
+        for sequence in sequences:
+            await self._nc.publish(_MSG_GET, b'{"seq":%d}' % sequence, reply=reply)
+            count += 1
+        return count
 
     def _forget(self, waiting: _BurstAnswers, tokens: list[str]) -> None:
         self._bursts.discard(waiting)

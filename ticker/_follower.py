@@ -54,6 +54,11 @@ class Follower:
         """Set once the stream's state as of the start has been read."""
         return self._reader.caught_up if self._reader is not None else self._ready
 
+    @property
+    def newest_sequence(self) -> int:
+        """The stream sequence of the newest message read so far (0 before any)."""
+        return self._reader.sequence if self._reader is not None else 0
+
     async def start(self, nc: Client, on_change: TaskChanged) -> None:
         """Start reading; from now on every event is folded in and ``on_change`` told of the
         tasks whose timing it changed. `ready` is set once the backlog has been read."""

@@ -69,6 +69,9 @@ class TickerStats:
     invalid_tasks: int = 0
     """Tasks whose newest registration is invalid: never scheduled until a valid one comes."""
     retries_held: int = 0
+    blocks_touched: int = 0
+    """Messages asked for ahead of a burst so that the server had their blocks in memory for
+    the burst's guards (`natsio.publish.AckedPublisher.touch`)."""
     startup_seconds: float | None = None
     fire_lateness: Histogram = field(default_factory=Histogram)
     """Seconds from each on-time fire's instant (after its jitter) to the stream's

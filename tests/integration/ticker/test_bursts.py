@@ -10,6 +10,7 @@ across a stop in the middle of a burst.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections import defaultdict
@@ -17,10 +18,20 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from contracts import Schedule, TaskDue, TaskPaused, TaskSkipped, encode, event_headers
+from contracts import (
+    STREAM_NAME,
+    Schedule,
+    TaskDue,
+    TaskPaused,
+    TaskSkipped,
+    encode,
+    event_headers,
+)
 from contracts import event_subject as subject_of
 from contracts.subjects import PREFIX
 from natsio import NatsConnection
@@ -188,3 +199,43 @@ async def test_sigterm_in_the_middle_of_a_burst_loses_and_doubles_no_fire(
 
 async def _bursts_after(js: JetStreamContext, instant: datetime, count: int) -> bool:
     return len([at for at in full_bursts(await dues_by_task(js)) if at > instant]) >= count
+
+
+async def test_a_burst_to_tasks_last_heard_of_long_ago_has_their_blocks_read_just_before_it(
+    js: JetStreamContext, stream: StreamInfo, connection: NatsConnection, nc: Client
+) -> None:
+    """The registrations (sequences 1 to 2,000) are followed by 12,000 newer messages, so the
+    server may long have dropped their blocks from memory: the ticker asks for one message of
+    each thousand just before the burst, so that the burst's guards find the blocks loaded."""
+    await register_all(js)
+    filler = TaskSkipped(
+        tenant_id=TENANT,
+        task_id="filler",
+        occurred_at=datetime.now(UTC),
+        scheduled_for=datetime.now(UTC),
+        reason="paused",
+    )
+    await asyncio.gather(*(js.publish(subject_of(filler), encode(filler)) for _ in range(12_000)))
+    seen: list[int | None] = []  # in the order the server passed them on: a sequence asked
+    # for, or None for a TaskDue published (both come from the ticker's one connection)
+
+    async def on_request(msg: Msg) -> None:
+        seen.append(json.loads(msg.data)["seq"])
+
+    async def on_due(msg: Msg) -> None:
+        seen.append(None)
+
+    watches = [
+        await nc.subscribe(f"$JS.API.STREAM.MSG.GET.{STREAM_NAME}", cb=on_request),
+        await nc.subscribe(ALL_DUES, cb=on_due),
+    ]
+    try:
+        async with Ticker(TickerSettings(connection=connection)) as ticker:
+            await wait_for_bursts(js, 1, within=30)
+    finally:
+        for watch in watches:
+            await watch.unsubscribe()
+    asked = [seq for seq in seen if seq is not None]
+    assert sorted(asked) == [1, 1000, 2000]  # one per thousand, only old ones
+    assert seen[: len(asked)] == asked, "a TaskDue was published before the blocks were asked for"
+    assert ticker.stats.blocks_touched == 3
