@@ -18,6 +18,8 @@ import math
 from datetime import datetime
 from typing import Final
 
+import msgspec
+
 from contracts.events import (
     Event,
     RetryScheduled,
@@ -37,7 +39,7 @@ from contracts.retry import RetryDecision
 # where every other limit of what is read back lives.
 from contracts.schedule import EARLIEST_INSTANT as EARLIEST_INSTANT
 from contracts.schedule import LATEST_INSTANT as LATEST_INSTANT
-from contracts.schedule import validate_schedule
+from contracts.schedule import Schedule, validate_schedule
 
 MAX_RETRIES: Final = 1000
 """The most retries a task may declare (``max_retries``)."""
@@ -58,6 +60,11 @@ MAX_RETRY_DELAY_SECONDS: Final = 366 * 86400.0
 def validate_spec(spec: TaskSpec) -> None:
     """Raise `ValueError` (`ScheduleError` for the schedule) saying what to fix if ``spec``
     breaks the registration rules; the plugin host and every reader of the stream apply these."""
+    _validate_spec_fields(spec)
+    validate_schedule(spec.schedule)
+
+
+def _validate_spec_fields(spec: TaskSpec) -> None:
     name = spec.name
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name must be a non-empty string")
@@ -79,16 +86,42 @@ def validate_spec(spec: TaskSpec) -> None:
             f"timeout_seconds must be a number > 0 and at most {MAX_TIMEOUT_SECONDS:.0f} "
             f"(7 days), got {timeout!r}"
         )
-    validate_schedule(spec.schedule)
 
 
 def registration_problem(event: TaskRegistered) -> str | None:
     """Why ``event``'s task definition breaks the registration rules, or ``None``."""
     try:
-        validate_spec(event.spec)
-    except ValueError as error:  # ScheduleError is one
+        _validate_spec_fields(event.spec)
+    except ValueError as error:
         return str(error)
-    return None
+    return _schedule_problem(event.spec.schedule)
+
+
+_SCHEDULE_PROBLEMS_KEPT: Final = 65_536
+_schedule_problems: dict[bytes, str | None] = {}
+"""Each distinct schedule's problem (or ``None``), by its MessagePack form: a ticker starting up
+reads 100,000 registrations sharing a few thousand schedules. Not the schedule itself: equal is
+not the same (``1 == 1.0 == True``, and a bool is refused where a number is allowed); not JSON,
+which writes NaN as null."""
+
+
+def _schedule_problem(schedule: Schedule) -> str | None:
+    try:
+        key = msgspec.msgpack.encode(schedule)
+    except (TypeError, ValueError, OverflowError):  # not even encodable: say what is wrong
+        key = None
+    if key is not None and key in _schedule_problems:
+        return _schedule_problems[key]
+    try:
+        validate_schedule(schedule)
+        problem = None
+    except ValueError as error:  # ScheduleError is one
+        problem = str(error)
+    if key is not None:
+        if len(_schedule_problems) >= _SCHEDULE_PROBLEMS_KEPT:
+            _schedule_problems.clear()
+        _schedule_problems[key] = problem
+    return problem
 
 
 def event_problem(event: Event) -> str | None:

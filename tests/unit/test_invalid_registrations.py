@@ -192,3 +192,32 @@ def test_a_valid_registration_or_an_unregistration_ends_invalid() -> None:
 def test_the_status_cell_names_why() -> None:
     cell = _status_cell({"status": "invalid", "invalid_reason": "interval_seconds ..."}, T0)
     assert cell == "invalid: interval_seconds ..."
+
+
+def test_a_schedule_equal_to_a_valid_one_but_of_the_wrong_types_is_still_refused() -> None:
+    """Schedules are judged once each (a ticker reads 100,000 registrations sharing a few
+    thousand): ``True == 1``, yet a bool interval is refused after an int one was accepted,
+    in either order."""
+    from contracts.validation import registration_problem
+
+    def registration(interval: object) -> TaskRegistered:
+        schedule = Schedule(interval_seconds=interval)
+        spec = TaskSpec(name="t", schedule=schedule, max_retries=0, timeout_seconds=60)
+        return TaskRegistered(
+            tenant_id="acme",
+            task_id="judged.once",
+            occurred_at=datetime.now(UTC),
+            plugin="p",
+            plugin_version="1",
+            spec=spec,
+            definition_hash="h",
+        )
+
+    for first, second in ((7, True), (True, 7)):
+        for interval in (first, second, first, second):
+            problem = registration_problem(registration(interval))
+            if interval is True:
+                assert problem is not None
+                assert "interval_seconds" in problem
+            else:
+                assert problem is None
