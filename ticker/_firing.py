@@ -42,7 +42,7 @@ from natsio.errors import is_guard_refusal, winning_sequence
 from natsio.publish import AckedPublisher, Answer, Message, NotConnectedError, PublishAck
 from ticker._consumers import ExecutorConsumers
 from ticker._follower import Follower
-from ticker._heap import FireHeap
+from ticker._heap import FireHeap, next_ready_time, take_ready_batches
 from ticker._policy import (
     Decision,
     TaskKey,
@@ -75,7 +75,10 @@ _LEARN_FROM: Final = 500
 """A batch at least this large measures the cost per fire (smaller ones are noise)."""
 _TOUCH_AHEAD_SECONDS: Final = 2.0
 """How long before its instant a burst's old blocks are touched (the server keeps a block read
-for 10 s after its last use)."""
+for 10 s after its last use; loading a few takes tens of milliseconds)."""
+_BURST_FROM: Final = 50
+"""Fires due together from which they are got ready `_TOUCH_AHEAD_SECONDS` ahead at least (a
+fire or two go 100 ms ahead; touching their one or two blocks then is soon enough)."""
 _TOUCH_BUCKET: Final = 1_000
 """One sequence touched per this many: a block of the server's (8 MB) holds thousands of events."""
 _RECENT_MESSAGES: Final = 10_000
@@ -151,7 +154,7 @@ class FirePublisher:
         self._lost_after = settings.lost_after_seconds
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._spawn = spawn
-        self._heap: FireHeap[TaskKey] = FireHeap()
+        self._heap: FireHeap[TaskKey] = FireHeap(burst_from=_BURST_FROM)
         self._busy: set[TaskKey] = set()
         self._wake = asyncio.Event()
         self._log_budget = LogBudget(_DECISION_LINES_PER_SECOND)
@@ -193,35 +196,34 @@ class FirePublisher:
         try:
             while True:
                 wake.clear()
-                now = time.time()
-                head = heap.next_at()
                 spawned = False
-                while head is not None and head - self._ahead(heap.count_at(head)) <= now:
-                    batch = [key for _, key in heap.pop_due(head) if key not in busy]
+                for at, keys in take_ready_batches(heap, time.time(), self._ahead):
+                    batch = [key for key in keys if key not in busy]
                     if batch:
                         busy.update(batch)
-                        self._spawn(self._fire_batch(batch, head))
+                        self._spawn(self._fire_batch(batch, at))
                         spawned = True
-                    head = heap.next_at()
                 if timer is not None:
                     timer.cancel()
                     timer = None
                 if spawned:
                     await asyncio.sleep(0)  # let the fires just spawned run first
                     continue
-                if head is not None:
-                    delay = head - self._ahead(heap.count_at(head)) - time.time()
+                ready_at = next_ready_time(heap, self._ahead)
+                if ready_at is not None:
                     # A timer, not wait_for: no task is created per wake-up at 1,000 fires/s.
-                    timer = loop.call_later(max(delay, 0.0), wake.set)
+                    timer = loop.call_later(max(ready_at - time.time(), 0.0), wake.set)
                 await wake.wait()
         finally:
             if timer is not None:
                 timer.cancel()
 
     def _ahead(self, count: int) -> float:
-        """How long before their instant ``count`` fires due together are decided."""
+        """How long before their instant ``count`` fires due together are decided: a burst
+        early enough for its old blocks to be touched in time (see `_fire_batch`)."""
         needed = _AHEAD_MARGIN * count * self._cost_per_fire
-        return min(_MAX_DECIDE_AHEAD_SECONDS, max(_DECIDE_AHEAD_SECONDS, needed))
+        least = _TOUCH_AHEAD_SECONDS if count >= _BURST_FROM else _DECIDE_AHEAD_SECONDS
+        return min(_MAX_DECIDE_AHEAD_SECONDS, max(least, needed))
 
     async def publish_guarded(
         self, key: TaskKey, make: Decider, trace_parent: Mapping[str, str] | None = None

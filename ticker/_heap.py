@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -12,15 +12,20 @@ K = TypeVar("K", bound=Hashable)
 class FireHeap(Generic[K]):
     """At most one pending instant per key; moving a key leaves its old entry to be skipped.
 
-    It also counts the keys pending at each instant (`count_at`): how large the burst at the
-    head is, which tells how early it must be got ready.
+    It also counts the keys pending at each instant (`count_at`): how large a burst is, which
+    tells how early it must be got ready; and it keeps the instants where ``burst_from`` keys
+    or more are pending (`next_burst`), so that a burst behind a steady stream of single fires
+    is seen before it is at the head.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, burst_from: int = 50) -> None:
         self._heap: list[tuple[float, int, K]] = []
         self._live: dict[K, tuple[int, float]] = {}
         self._at: dict[float, int] = {}
         self._counter = 0
+        self._burst_from = burst_from
+        self._bursts: list[float] = []
+        """Instants that reached ``burst_from`` keys (a heap; one that fell below is skipped)."""
 
     def __len__(self) -> int:
         return len(self._live)
@@ -37,7 +42,9 @@ class FireHeap(Generic[K]):
         self._counter += 1
         self._forget(key)
         self._live[key] = (self._counter, when)
-        self._at[when] = self._at.get(when, 0) + 1
+        count = self._at[when] = self._at.get(when, 0) + 1
+        if count == self._burst_from:
+            heapq.heappush(self._bursts, when)
         heapq.heappush(self._heap, (when, self._counter, key))
         if len(self._heap) > 2 * len(self._live) + 1024:
             self._compact()
@@ -67,6 +74,23 @@ class FireHeap(Generic[K]):
                 due.append((when, key))
         return due
 
+    def next_burst(self) -> float | None:
+        """The earliest instant with at least ``burst_from`` keys pending, or ``None``."""
+        bursts = self._bursts
+        while bursts and self._at.get(bursts[0], 0) < self._burst_from:
+            heapq.heappop(bursts)
+        return bursts[0] if bursts else None
+
+    def take_at(self, when: float) -> list[K]:
+        """Take every key pending at exactly ``when``, wherever it is in the heap.
+
+        A pass over all pending keys: for the few instants a burst falls on, not per fire.
+        """
+        keys = [key for key, (_, at) in self._live.items() if at == when]
+        for key in keys:
+            self._forget(key)
+        return keys
+
     def _is_live(self, entry: tuple[float, int, K]) -> bool:
         live = self._live.get(entry[2])
         return live is not None and live[0] == entry[1]
@@ -83,3 +107,30 @@ class FireHeap(Generic[K]):
     def _compact(self) -> None:
         self._heap = [entry for entry in self._heap if self._is_live(entry)]
         heapq.heapify(self._heap)
+
+
+def take_ready_batches(
+    heap: FireHeap[K], now: float, ahead: Callable[[int], float]
+) -> list[tuple[float, list[K]]]:
+    """Take off ``heap`` the batches to get ready by ``now``: (instant, keys) for each instant
+    whose ``instant - ahead(count)`` has come, the head's and any burst's behind it."""
+    batches: list[tuple[float, list[K]]] = []
+    head = heap.next_at()
+    while head is not None and head - ahead(heap.count_at(head)) <= now:
+        batches.append((head, [key for _, key in heap.pop_due(head)]))
+        head = heap.next_at()
+    burst = heap.next_burst()
+    while burst is not None and burst - ahead(heap.count_at(burst)) <= now:
+        batches.append((burst, heap.take_at(burst)))
+        burst = heap.next_burst()
+    return batches
+
+
+def next_ready_time(heap: FireHeap[K], ahead: Callable[[int], float]) -> float | None:
+    """When the next batch must be got ready (see `take_ready_batches`), or ``None``."""
+    times = [
+        instant - ahead(heap.count_at(instant))
+        for instant in (heap.next_at(), heap.next_burst())
+        if instant is not None
+    ]
+    return min(times) if times else None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from ticker import FireHeap
+from ticker._heap import next_ready_time, take_ready_batches
 
 
 def test_pops_due_keys_earliest_first() -> None:
@@ -78,3 +81,37 @@ def test_counts_the_keys_pending_at_each_instant() -> None:
     assert heap.count_at(9.0) == 0
     assert heap.count_at(10.0) == sum(1 for w in latest.values() if w == 10.0)
     assert len(popped) == sum(1 for w in latest.values() if w <= 9.0)
+
+
+def test_a_burst_behind_single_fires_is_taken_its_lead_ahead_not_when_it_is_at_the_head() -> None:
+    """Single fires every 10 ms ahead of a burst of 100 at t=100: at t=98 (the burst's lead of
+    2 s) the burst is taken, the single fires stay until their own 0.1 s lead."""
+    heap: FireHeap[str] = FireHeap(burst_from=50)
+    for n in range(300):
+        heap.push(f"single{n}", 97.0 + n * 0.01)  # 97.00 .. 99.99: always ahead of the burst
+    for n in range(100):
+        heap.push(f"burst{n}", 100.0)
+
+    def ahead(count: int) -> float:
+        return 2.0 if count >= 50 else 0.1
+
+    assert next_ready_time(heap, ahead) == pytest.approx(96.9)
+    taken = take_ready_batches(heap, 98.0, ahead)
+    assert [at for at, _ in taken][-1] == 100.0
+    assert sorted(taken[-1][1]) == sorted(f"burst{n}" for n in range(100))
+    singles = [key for at, keys in taken[:-1] for key in keys]
+    assert singles == [f"single{n}" for n in range(111)]  # 97.00 .. 98.10, by their 0.1 s lead
+    assert heap.count_at(100.0) == 0
+    assert heap.next_burst() is None
+    assert len(heap) == 300 - 111
+
+
+def test_a_burst_that_shrank_below_the_threshold_is_no_burst_any_more() -> None:
+    heap: FireHeap[str] = FireHeap(burst_from=3)
+    for key in "abc":
+        heap.push(key, 10.0)
+    assert heap.next_burst() == 10.0
+    heap.push("a", 20.0)  # moved away: two left at 10
+    assert heap.next_burst() is None
+    assert heap.take_at(10.0) == ["b", "c"]
+    assert heap.take_at(10.0) == []
