@@ -14,11 +14,19 @@ timestamp minus the instant it is for.
 
 for N = 1,000 and 10,000 (``--sizes``), over ``--seconds`` (default 10) after a warm-up of 3 s,
 printing p50 / p99 / max lateness in ms, missed and duplicated fires, and the ratio of the
-p99s. Then (c) **the herd** (``--herd N``, default 100,000; 0 skips it): N tasks ``* * * * *``
-against N server schedules ``0 * * * * *``, at the next minute: the time from the minute until
-the last fire is stored, the p99, and missed fires.
+p99s. Then, for the same N and stream content, what bounds any ticker that writes the fires
+itself (``--no-bounds`` leaves these out): (d) a **bare client** sends the very ``TaskDue``
+messages the ticker would, encoded ahead and guarded as the ticker guards them (expected last
+sequence over ``dvp.tasks.<tenant>.*.<task>``), all at once at each instant: no deciding, no
+reading, only the server's work; (e) the same **without the guard**; (f) the same messages
+**handed to the server ahead** as ``@at`` message schedules (placed half a second before each
+instant), the lever that moves the write to the server's own scheduler. Then (c) **the herd**
+(``--herd N``, default 100,000; 0 skips it): N tasks ``* * * * *`` against N server schedules
+``0 * * * * *``, at the next minute: the time from the minute until the last fire is stored,
+the p99, and missed fires.
 
-Usage: ``.venv/bin/python bench/burst.py [--sizes 1000,10000] [--seconds 10] [--herd 100000]``.
+Usage: ``.venv/bin/python bench/burst.py [--sizes 1000,10000] [--seconds 10] [--herd 100000]
+[--no-bounds]``.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StreamConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ticker_lateness import percentile, registration, rss_mb, start_ticker
+from ticker_lateness import TENANT, percentile, registration, rss_mb, start_ticker
 
 from contracts import (
     ALL_DUE,
@@ -56,9 +64,14 @@ from contracts import (
     encode,
     event_headers,
     event_subject,
+    execution_id_for_fire,
 )
+from contracts import headers as header_names
+from contracts.subjects import PREFIX
 from dvp_scheduler.natsserver import BinaryNatsServer
 from natsio import stream_config
+from natsio.publish import AckedPublisher, Message, PublishAck
+from natsio.reader import connect_for_reading
 
 WARMUP_SECONDS = 3.0
 PUBLISH_WINDOW = 2000
@@ -135,7 +148,7 @@ async def read_stream(
         cb=on_message,
     )
     try:
-        if (await sub.consumer_info()).num_pending > 0:
+        if ((await sub.consumer_info()).num_pending or 0) > 0:
             await asyncio.wait_for(done.wait(), 300)
     finally:
         await sub.unsubscribe()
@@ -259,10 +272,107 @@ async def ticker_side(
     return tally(fires, keys, instants_in(since, until, period)), startup, rss
 
 
+# ---- (d), (e), (f): what bounds a ticker that writes the fires itself ---------------------------
+
+BOUNDS = {
+    "guarded": "bare client, guarded",
+    "unguarded": "bare client, no guard",
+    "at": "server @at, placed ahead",
+}
+AT_PLACED_AHEAD = 0.5
+
+
+def due_message(task_id: str, instant: datetime, seq: int, mode: str) -> Message:
+    """The ``TaskDue`` the ticker would publish for ``task_id`` at ``instant``, as ``mode``
+    sends it (see `BOUNDS`); ``seq`` is the task's last sequence, for the guard."""
+    event = TaskDue(
+        tenant_id=TENANT,
+        task_id=task_id,
+        occurred_at=instant,
+        execution_id=execution_id_for_fire(TENANT, task_id, instant),
+        attempt=1,
+        trigger="schedule",
+        scheduled_for=instant,
+        fire_at=instant,
+    )
+    subject = event_subject(event)
+    if mode == "guarded":
+        headers = event_headers(event, expected_last_subject_sequence=seq)
+        headers[header_names.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = (
+            f"{PREFIX}.{TENANT}.*.{task_id}"
+        )
+        return subject, encode(event), headers
+    headers = event_headers(event)
+    if mode == "at":
+        headers.pop(header_names.MSG_ID, None)  # the server drops it from what it stores
+        headers["Nats-Schedule"] = f"@at {instant.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        headers["Nats-Schedule-Target"] = subject
+        return f"{PREFIX}.{TENANT}.placed.{task_id}", encode(event), headers
+    return subject, encode(event), headers
+
+
+async def bound_side(
+    url: str, n: int, mode: str, window: Callable[[], tuple[float, float]]
+) -> Fires:
+    """N tasks registered as for the ticker; each whole second of ``window`` their
+    ``TaskDue`` sent by a bare client as ``mode`` says (see `BOUNDS`)."""
+    nc = await connect_for_reading(servers=[url])
+    js = nc.jetstream()
+    publisher = AckedPublisher(nc, 60.0)
+    try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(STREAM_NAME)
+        config = stream_config()
+        config.allow_msg_schedules = mode == "at"
+        await js.add_stream(config)
+        await publisher.start()
+        keys = [f"burst.t{i}" for i in range(n)]
+        now = datetime.now(UTC)
+        registered = publisher.prepare(
+            [
+                (event_subject(e), encode(e), event_headers(e))
+                for e in (registration(key, Schedule(interval_seconds=1), now) for key in keys)
+            ]
+        )
+        answers = await (await publisher.send_burst(registered))
+        seqs = [a.seq if isinstance(a, PublishAck) else 0 for a in answers]
+        since, until = window()
+        instants = whole_seconds(since, until)
+        refused = 0
+        for instant in instants:
+            at = instant.timestamp() - (AT_PLACED_AHEAD if mode == "at" else 0.0)
+            burst = publisher.prepare(
+                [due_message(key, instant, seq, mode) for key, seq in zip(keys, seqs, strict=True)]
+            )
+            await asyncio.sleep(max(0.0, at - time.time()))
+            answers = await (await publisher.send_burst(burst))
+            for i, answer in enumerate(answers):
+                if isinstance(answer, PublishAck):
+                    seqs[i] = answer.seq
+                else:
+                    refused += 1
+        await asyncio.sleep(max(0.0, until - time.time()) + 1.0)
+        if refused:
+            print(f"  ({BOUNDS[mode]}: {refused} publishes refused or unanswered)")
+        fires: list[tuple[str, datetime, float]] = []
+
+        def on_due(msg: Msg) -> None:
+            event = decode(msg.data)
+            if isinstance(event, TaskDue):
+                late = (msg.metadata.timestamp - event.scheduled_for).total_seconds() * 1000
+                fires.append((event.task_id, event.scheduled_for, late))
+
+        await read_stream(js, STREAM_NAME, ALL_DUE, on_due)
+        return tally(fires, keys, instants)
+    finally:
+        await publisher.close()
+        await nc.close()
+
+
 # ---- the run ----------------------------------------------------------------------------------
 
 
-async def run(url: str, sizes: list[int], seconds: float, herd: int) -> None:
+async def run(url: str, sizes: list[int], seconds: float, herd: int, bounds: bool) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
 
@@ -282,6 +392,11 @@ async def run(url: str, sizes: list[int], seconds: float, herd: int) -> None:
             print(f"  nats-server schedules  {server.row()}")
             print(f"  dvp-scheduler ticker   {ticker.row()}")
             print(f"  ticker p99 / server p99 = {ticker.p99 / server.p99:.2f}", flush=True)
+            if bounds:
+                print("  what bounds a ticker that writes the fires itself:")
+                for mode, name in BOUNDS.items():
+                    fires = await bound_side(url, n, mode, every_second_window)
+                    print(f"  {name:<27}{fires.row()}", flush=True)
         if herd:
             await the_herd(nc, url, herd)
     finally:
@@ -315,16 +430,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--herd", type=int, default=100_000)
+    parser.add_argument("--no-bounds", action="store_true", help="leave out (d), (e), (f)")
     parser.add_argument("--nats-url")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    bounds = not args.no_bounds
     if args.nats_url:
-        asyncio.run(run(args.nats_url, sizes, args.seconds, args.herd))
+        asyncio.run(run(args.nats_url, sizes, args.seconds, args.herd, bounds))
         return
     with tempfile.TemporaryDirectory() as store:
         server = BinaryNatsServer(store_dir=Path(store)).start()
         try:
-            asyncio.run(run(server.url, sizes, args.seconds, args.herd))
+            asyncio.run(run(server.url, sizes, args.seconds, args.herd, bounds))
         finally:
             server.stop()
 
